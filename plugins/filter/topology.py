@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: mailstack developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Decide the mail topology from an inventory's groups (see mail_topology.yml)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+# Every inventory group the collection gives a meaning to.
+MAIL_GROUPS = (
+    'mail_mx', 'mail_store', 'mail_filter', 'mail_db', 'mail_db_replica',
+    'mail_backup_mx', 'mail_nfs', 'mail_smtp', 'mail_proxy', 'mail_webmail',
+    'mail_dns',
+)
+
+TOPOLOGIES = ('single', 'backup_mx', 'nfs_shared', 'sharded')
+
+
+def _hosts(groups, name):
+    return list(groups.get(name) or [])
+
+
+def _join(hosts):
+    return ', '.join(sorted(hosts)) or 'none'
+
+
+def _single(g, errors):
+    mx, store = set(g['mail_mx']), set(g['mail_store'])
+    if not mx:
+        errors.append("single: group 'mail_mx' is empty; it needs the one mail server")
+    if not store:
+        errors.append("single: group 'mail_store' is empty; it needs the one mail server")
+    if len(mx) > 1:
+        errors.append("single: group 'mail_mx' has %d hosts (%s); a single-server topology has one "
+                      "(several servers behind round robin need 'mail_nfs', a backup needs "
+                      "'mail_backup_mx')" % (len(mx), _join(mx)))
+    if mx and store and mx != store:
+        errors.append("single: 'mail_mx' (%s) and 'mail_store' (%s) must be the same host"
+                      % (_join(mx), _join(store)))
+    if len(g['mail_db']) > 1:
+        errors.append("single: group 'mail_db' has %d hosts (%s); one database host at most"
+                      % (len(g['mail_db']), _join(g['mail_db'])))
+    if g['mail_db_replica']:
+        errors.append("single: group 'mail_db_replica' (%s) needs a topology with a replica: "
+                      "add a 'mail_backup_mx' host or a 'mail_nfs' server" % _join(g['mail_db_replica']))
+
+
+def _backup_mx(g, errors):
+    backup, mx = set(g['mail_backup_mx']), set(g['mail_mx'])
+    if not mx:
+        errors.append("backup_mx: group 'mail_backup_mx' (%s) has no primary: group 'mail_mx' is empty"
+                      % _join(backup))
+    elif len(mx) > 1:
+        errors.append("backup_mx: group 'mail_mx' has %d hosts (%s); the backup MX topology has one primary"
+                      % (len(mx), _join(mx)))
+    if mx and set(g['mail_store']) != mx:
+        errors.append("backup_mx: 'mail_store' (%s) must be the primary in 'mail_mx' (%s)"
+                      % (_join(g['mail_store']), _join(mx)))
+    if not g['mail_db']:
+        errors.append("backup_mx: group 'mail_db' is empty; the primary's database is replicated to the backup")
+    elif len(g['mail_db']) > 1:
+        errors.append("backup_mx: group 'mail_db' has %d hosts (%s); one primary database"
+                      % (len(g['mail_db']), _join(g['mail_db'])))
+    both = backup & (mx | set(g['mail_store']))
+    if both:
+        errors.append("backup_mx: %s is in 'mail_backup_mx' and also in 'mail_mx' or 'mail_store'; "
+                      "the backup must be another host" % _join(both))
+
+
+def _nfs_shared(g, errors):
+    mx, store, nfs = set(g['mail_mx']), set(g['mail_store']), set(g['mail_nfs'])
+    if len(nfs) != 1:
+        errors.append("nfs_shared: group 'mail_nfs' has %d hosts (%s); it needs exactly one NFS server"
+                      % (len(nfs), _join(nfs)))
+    if len(mx) < 2:
+        errors.append("nfs_shared: group 'mail_mx' has %d host(s) (%s); shared storage serves two or more "
+                      "mail servers behind round robin" % (len(mx), _join(mx)))
+    if mx != store:
+        errors.append("nfs_shared: 'mail_mx' (%s) and 'mail_store' (%s) must hold the same hosts"
+                      % (_join(mx), _join(store)))
+    if not g['mail_db']:
+        errors.append("nfs_shared: group 'mail_db' is empty; it needs the database primary")
+    elif len(g['mail_db']) > 1:
+        errors.append("nfs_shared: group 'mail_db' has %d hosts (%s); one primary (replicas go in "
+                      "'mail_db_replica')" % (len(g['mail_db']), _join(g['mail_db'])))
+    if nfs & mx:
+        errors.append("nfs_shared: %s is both the NFS server and a mail server; use another host"
+                      % _join(nfs & mx))
+    if g['mail_backup_mx']:
+        errors.append("nfs_shared: 'mail_backup_mx' (%s) conflicts with 'mail_nfs'; pick one topology"
+                      % _join(g['mail_backup_mx']))
+
+
+def _sharded(g, errors):
+    for name in ('mail_smtp', 'mail_proxy', 'mail_store', 'mail_db'):
+        if not g[name]:
+            errors.append("sharded: group '%s' is empty; the sharded topology needs it" % name)
+    if len(g['mail_db']) > 1:
+        errors.append("sharded: group 'mail_db' has %d hosts (%s); one primary (replicas go in "
+                      "'mail_db_replica')" % (len(g['mail_db']), _join(g['mail_db'])))
+    for name in ('mail_mx', 'mail_backup_mx', 'mail_nfs'):
+        if g[name]:
+            errors.append("sharded: group '%s' (%s) conflicts with 'mail_smtp'/'mail_proxy': the sharded "
+                          "topology receives mail on the 'mail_smtp' tier" % (name, _join(g[name])))
+    tiers = set(g['mail_smtp']) | set(g['mail_proxy']) | set(g['mail_webmail'])
+    if tiers & set(g['mail_store']):
+        errors.append("sharded: %s is both a front tier ('mail_smtp', 'mail_proxy' or 'mail_webmail') and a "
+                      "mailbox shard ('mail_store'); shards are separate hosts" % _join(tiers & set(g['mail_store'])))
+
+
+def mail_topology(groups):
+    """Return {'topology': name or None, 'errors': [...], 'groups': {...}}."""
+    if not isinstance(groups, dict):
+        raise AnsibleFilterError('mail_topology expects the groups mapping, got %s' % type(groups).__name__)
+    g = dict((name, _hosts(groups, name)) for name in MAIL_GROUPS)
+    errors = []
+    if g['mail_smtp'] or g['mail_proxy']:
+        topology = 'sharded'
+        _sharded(g, errors)
+    elif g['mail_nfs']:
+        topology = 'nfs_shared'
+        _nfs_shared(g, errors)
+    elif g['mail_backup_mx']:
+        topology = 'backup_mx'
+        _backup_mx(g, errors)
+    elif g['mail_mx'] or g['mail_store']:
+        topology = 'single'
+        _single(g, errors)
+    else:
+        topology = None
+        errors.append("no topology: the inventory has none of the groups that define one "
+                      "('mail_mx' and 'mail_store' for single, plus 'mail_backup_mx' for backup_mx, "
+                      "'mail_nfs' for nfs_shared, 'mail_smtp' and 'mail_proxy' for sharded)")
+    return {'topology': topology, 'errors': errors, 'groups': g}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {'mail_topology': mail_topology}
