@@ -1,0 +1,34 @@
+# mailops.mailstack: the two commands of the README, and their parts.
+#   make demo        set up, start the lab, converge site.yml on it, summarise
+#   make demo-clean  remove the lab containers and network
+#   make test        the whole test suite (what CI runs)
+SHELL := /bin/bash
+VENV := .venv/bin
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+LAB_INVENTORY := inventories/lab/hosts.yml
+
+.PHONY: setup lab demo demo-clean test lint sanity units molecule build
+
+setup:
+	scripts/setup.sh
+
+lab: setup
+	scripts/lab.sh all
+
+demo: lab
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/lab.yml
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/demo_summary.yml
+
+demo-clean: setup
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/lab.yml -e lab_state=absent
+
+test:
+	scripts/test.sh
+
+lint sanity units molecule: setup
+	scripts/test.sh $@
+
+build: setup
+	ansible-galaxy collection build --force --output-path build/

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` runs it (and CI, through .ci/run).
+# Stops at the first failing stage and exits non-zero; prints how long each
+# stage took.
+#
+#   scripts/test.sh                 every stage
+#   scripts/test.sh lint units      only the named stages
+#
+# Stages: prepare lint sanity units molecule bench-smoke
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+all_stages=(prepare lint sanity units molecule bench-smoke)
+stages=("$@")
+((${#stages[@]})) || stages=("${all_stages[@]}")
+
+export PATH=$root/.venv/bin:$PATH
+export ANSIBLE_COLLECTIONS_PATH=$root/.cache/collections
+export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
+
+timings=()
+stage() {
+  local name=$1 start=$SECONDS
+  printf '\n=== %s ===\n' "$name"
+  "stage_${name//-/_}"
+  timings+=("$name $((SECONDS - start))s")
+  printf '=== %s: ok (%ss) ===\n' "$name" "$((SECONDS - start))"
+}
+
+stage_prepare() {
+  scripts/setup.sh
+  scripts/lab.sh all
+  scripts/test-host-packages.sh
+}
+
+stage_lint() {
+  yamllint -s .
+  ansible-lint --profile production
+  antsibull-changelog lint
+  ansible-galaxy collection build --force --output-path build/ >/dev/null
+  echo "collection tarball: $(ls build/mailops-mailstack-*.tar.gz)"
+}
+
+stage_sanity() {
+  scripts/sanity.sh
+}
+
+stage_units() {
+  pytest -q -p no:cacheprovider tests/unit tests/integration
+}
+
+stage_molecule() {
+  # One scenario at a time (2 cores); each starts with `destroy`, so leftovers
+  # of an earlier run are removed first.
+  local scenario start
+  for scenario in $(ls -d extensions/molecule/*/ | xargs -n1 basename | grep -vx shared); do
+    start=$SECONDS
+    molecule test -s "$scenario"
+    timings+=("molecule:$scenario $((SECONDS - start))s")
+  done
+}
+
+stage_bench_smoke() {
+  # Benchmarks are not timed tests: CI runs each with a small size only to
+  # prove it still works end to end and prints its JSON line.
+  local b out
+  for b in bench/*; do
+    [[ -x $b && -f $b ]] || continue
+    out=$("$b" --smoke)
+    echo "$out" | tail -n 1 | python3 -c 'import json,sys; print("bench", sys.argv[1], json.loads(sys.stdin.read()))' "$b"
+  done
+}
+
+for s in "${stages[@]}"; do
+  declare -F "stage_${s//-/_}" >/dev/null || { echo "unknown stage '$s' (stages: ${all_stages[*]})" >&2; exit 2; }
+  stage "$s"
+done
+printf '\nAll stages passed. Timings: %s\n' "$(IFS=,; echo "${timings[*]}")"

@@ -1,0 +1,93 @@
+"""The inventory groups -> topology decision of playbooks/site.yml."""
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.mailops.mailstack.plugins.filter.topology import mail_topology
+
+
+def decide(**groups):
+    return mail_topology(dict(groups, all=[], ungrouped=[]))
+
+
+def test_single_server():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"])
+    assert d == {"topology": "single", "errors": [], "groups": d["groups"]}
+    assert d["groups"]["mail_filter"] == []
+
+
+def test_single_server_with_dedicated_filter_and_dns():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_filter=["filter1"], mail_dns=["ns1"])
+    assert (d["topology"], d["errors"]) == ("single", [])
+
+
+def test_single_refuses_two_mail_servers():
+    d = decide(mail_mx=["mx1", "mx2"], mail_store=["mx1", "mx2"])
+    assert d["topology"] == "single"
+    assert any("'mail_mx' has 2 hosts (mx1, mx2)" in e for e in d["errors"])
+
+
+def test_single_refuses_store_on_another_host():
+    d = decide(mail_mx=["mx1"], mail_store=["store1"])
+    assert any("'mail_mx' (mx1) and 'mail_store' (store1) must be the same host" in e for e in d["errors"])
+
+
+def test_backup_mx():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"],
+               mail_backup_mx=["mx2"], mail_db_replica=["mx2"])
+    assert (d["topology"], d["errors"]) == ("backup_mx", [])
+
+
+def test_backup_mx_without_primary_names_the_missing_group():
+    d = decide(mail_backup_mx=["mx2"])
+    assert d["topology"] == "backup_mx"
+    assert "backup_mx: group 'mail_backup_mx' (mx2) has no primary: group 'mail_mx' is empty" in d["errors"]
+    assert any("'mail_db' is empty" in e for e in d["errors"])
+
+
+def test_backup_mx_must_be_another_host():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_backup_mx=["mx1"])
+    assert any("mx1 is in 'mail_backup_mx' and also in 'mail_mx'" in e for e in d["errors"])
+
+
+def test_nfs_shared():
+    d = decide(mail_mx=["a", "b"], mail_store=["a", "b"], mail_nfs=["nfs1"],
+               mail_db=["db1"], mail_db_replica=["a", "b"])
+    assert (d["topology"], d["errors"]) == ("nfs_shared", [])
+
+
+def test_nfs_shared_needs_two_servers_and_one_nfs_host():
+    d = decide(mail_mx=["a"], mail_store=["a"], mail_nfs=["n1", "n2"], mail_db=["db1"])
+    assert any("'mail_nfs' has 2 hosts (n1, n2)" in e for e in d["errors"])
+    assert any("'mail_mx' has 1 host(s) (a)" in e for e in d["errors"])
+
+
+def test_nfs_shared_conflicts_with_backup_mx():
+    d = decide(mail_mx=["a", "b"], mail_store=["a", "b"], mail_nfs=["n"], mail_db=["db"], mail_backup_mx=["c"])
+    assert any("'mail_backup_mx' (c) conflicts with 'mail_nfs'" in e for e in d["errors"])
+
+
+def test_sharded():
+    d = decide(mail_db=["db1"], mail_db_replica=["db2"], mail_smtp=["smtp1", "smtp2"],
+               mail_proxy=["imap1"], mail_webmail=["web1"], mail_store=["ms1", "ms2", "ms3"])
+    assert (d["topology"], d["errors"]) == ("sharded", [])
+
+
+def test_sharded_missing_tier_and_conflicts():
+    d = decide(mail_smtp=["smtp1"], mail_store=["smtp1"], mail_mx=["mx1"])
+    errors = " | ".join(d["errors"])
+    assert "group 'mail_proxy' is empty" in errors
+    assert "group 'mail_db' is empty" in errors
+    assert "group 'mail_mx' (mx1) conflicts" in errors
+    assert "smtp1 is both a front tier" in errors
+
+
+def test_no_topology():
+    d = decide(mail_dns=["ns1"])
+    assert d["topology"] is None
+    assert "no topology" in d["errors"][0]
+
+
+def test_not_a_mapping():
+    with pytest.raises(AnsibleFilterError, match="expects the groups mapping"):
+        mail_topology(["mx1"])
