@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, mailops.mailstack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Connection to the mail database and helpers shared by the provisioning modules.
+
+Everything that talks to MariaDB goes through here: the shared connection
+options (documented once in the ``mailops.mailstack.maildb`` doc fragment),
+the PyMySQL connection, the schema version check, batched SQL helpers, the
+result counters and the error collector that names the offending entry and
+field.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+PYMYSQL_IMP_ERR = None
+try:
+    import pymysql
+    HAS_PYMYSQL = True
+except ImportError:
+    pymysql = None
+    HAS_PYMYSQL = False
+    PYMYSQL_IMP_ERR = traceback.format_exc()
+
+# Rows per multi-row INSERT / IN (...) list.
+BATCH_SIZE = 1000
+# Entries shown in an error message / in a diff before "N more".
+MAX_ERRORS_SHOWN = 20
+MAX_ERRORS_RETURNED = 1000
+MAX_DIFF_ITEMS = 1000
+
+
+def maildb_argument_spec():
+    """Connection options shared by every mail_* module (see the maildb doc fragment)."""
+    return dict(
+        login_host=dict(type='str', default='localhost'),
+        login_port=dict(type='int', default=3306),
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        login_unix_socket=dict(type='str'),
+        ca_cert=dict(type='path'),
+        connect_timeout=dict(type='int', default=30),
+        database=dict(type='str', default='mail', aliases=['login_db']),
+    )
+
+
+class MailDBError(Exception):
+    """An error with a message fit for the user."""
+
+
+def require_pymysql(module):
+    if not HAS_PYMYSQL:
+        module.fail_json(msg=missing_required_lib('PyMySQL'), exception=PYMYSQL_IMP_ERR)
+
+
+def connect(module, database=True):
+    """Open a PyMySQL connection from the module's shared options.
+
+    autocommit is off: the caller commits once at the end or rolls back.
+    """
+    require_pymysql(module)
+    p = module.params
+    kwargs = dict(
+        user=p['login_user'],
+        password=p['login_password'] or '',
+        connect_timeout=p['connect_timeout'],
+        charset='utf8mb4',
+        autocommit=False,
+    )
+    if database:
+        kwargs['database'] = p['database']
+    if p['login_unix_socket']:
+        kwargs['unix_socket'] = p['login_unix_socket']
+    else:
+        kwargs['host'] = p['login_host']
+        kwargs['port'] = p['login_port']
+    if p['ca_cert']:
+        kwargs['ssl'] = {'ca': p['ca_cert']}
+    try:
+        return pymysql.connect(**kwargs)
+    except pymysql.err.MySQLError as e:
+        where = p['login_unix_socket'] or '%s:%s' % (p['login_host'], p['login_port'])
+        module.fail_json(msg='Cannot connect to the mail database %r at %s as %r: %s'
+                         % (p['database'], where, p['login_user'], db_error_text(e)))
+
+
+def db_error_text(exc):
+    """'(1045) Access denied ...' from a PyMySQL exception."""
+    if getattr(exc, 'args', None) and len(exc.args) >= 2:
+        return '(%s) %s' % (exc.args[0], exc.args[1])
+    return str(exc)
+
+
+def chunks(seq, size=BATCH_SIZE):
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+def placeholders(n):
+    return ', '.join(['%s'] * n)
+
+
+def select_in(cursor, sql_prefix, values, sql_suffix=''):
+    """Run ``sql_prefix IN (...) sql_suffix`` in batches, yield rows."""
+    values = list(values)
+    for part in chunks(values):
+        cursor.execute('%s IN (%s)%s' % (sql_prefix, placeholders(len(part)), sql_suffix), part)
+        yield from cursor.fetchall()
+
+
+def delete_in(cursor, sql_prefix, values):
+    """``DELETE ... WHERE col IN (...)`` in batches; returns affected rows."""
+    n = 0
+    values = list(values)
+    for part in chunks(values):
+        n += cursor.execute('%s IN (%s)' % (sql_prefix, placeholders(len(part))), part)
+    return n
+
+
+def executemany(cursor, sql, rows):
+    """PyMySQL turns ``INSERT ... VALUES (%s, ...)`` into multi-row statements."""
+    for part in chunks(rows):
+        cursor.executemany(sql, part)
+
+
+def schema_version(conn):
+    """Current schema version (0 when the schema was never created)."""
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT COUNT(*) FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE() AND table_name = 'schema_version'")
+        if not cur.fetchone()[0]:
+            return 0
+        cur.execute('SELECT COALESCE(MAX(version), 0) FROM schema_version')
+        return int(cur.fetchone()[0])
+    finally:
+        cur.close()
+
+
+def require_schema(module, conn, minimum):
+    version = schema_version(conn)
+    if version < minimum:
+        module.fail_json(msg='The mail schema in database %r is at version %d, this module needs %d: '
+                         'apply it first with mailops.mailstack.mail_schema (or the mail_database role).'
+                         % (module.params['database'], version, minimum))
+    return version
+
+
+class EntryErrors(object):
+    """Collects validation errors; each names the entry (index and key) and the field."""
+
+    def __init__(self, list_name):
+        self.list_name = list_name
+        self.errors = []
+
+    def add(self, index, key, field, message):
+        if index is None:
+            where = ''
+        elif self.list_name:
+            where = '%s[%d]' % (self.list_name, index)
+        else:
+            where = 'entry %d' % index
+        if key:
+            where = ('%s (%s)' % (where, key)) if where else str(key)
+        self.errors.append('%s: %s: %s' % (where, field, message) if where else '%s: %s' % (field, message))
+
+    def __bool__(self):
+        return bool(self.errors)
+
+    __nonzero__ = __bool__
+
+    def fail(self, module, **extra):
+        shown = self.errors[:MAX_ERRORS_SHOWN]
+        msg = '%d invalid input error(s), nothing was changed: %s' % (len(self.errors), '; '.join(shown))
+        if len(self.errors) > len(shown):
+            msg += '; ... and %d more (see errors)' % (len(self.errors) - len(shown))
+        module.fail_json(msg=msg, errors=self.errors[:MAX_ERRORS_RETURNED], changed=False, **extra)
+
+
+class Report(object):
+    """created/updated/unchanged/removed counters, optional item lists, capped diff."""
+
+    KINDS = ('created', 'updated', 'unchanged', 'removed')
+
+    def __init__(self, report_items=False, want_diff=False):
+        self.counts = dict((k, 0) for k in self.KINDS)
+        self.report_items = report_items
+        self.items = dict((k, []) for k in self.KINDS)
+        self.want_diff = want_diff
+        self.before = {}
+        self.after = {}
+        self.diff_count = 0
+
+    def add(self, kind, key, before=None, after=None):
+        self.counts[kind] += 1
+        if self.report_items:
+            self.items[kind].append(key)
+        if self.want_diff and kind != 'unchanged':
+            self.diff_count += 1
+            if self.diff_count <= MAX_DIFF_ITEMS:
+                if before is not None:
+                    self.before[key] = before
+                if after is not None:
+                    self.after[key] = after
+
+    @property
+    def changed(self):
+        return bool(self.counts['created'] or self.counts['updated'] or self.counts['removed'])
+
+    def result(self):
+        res = dict(changed=self.changed)
+        res.update(self.counts)
+        if self.report_items:
+            res['items'] = self.items
+        if self.want_diff:
+            before, after = self.before, self.after
+            if self.diff_count > MAX_DIFF_ITEMS:
+                note = '... %d more changed entries not shown' % (self.diff_count - MAX_DIFF_ITEMS)
+                before = dict(before, _truncated=note)
+                after = dict(after, _truncated=note)
+            res['diff'] = dict(before=before, after=after)
+        return res
+
+
+def invocation(params, bulk_keys=()):
+    """The module_args echoed in results: secrets masked, bulk lists summarised.
+
+    AnsibleModule would otherwise echo every entry of a 100,000-entry list
+    (with its passwords) and scan it against every no_log value.
+    """
+    out = {}
+    for k, v in params.items():
+        if k in bulk_keys and v is not None:
+            out[k] = '<%d entries>' % len(v)
+        elif k in ('login_password', 'password', 'password_hash') and v is not None:
+            out[k] = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+        else:
+            out[k] = v
+    return {'module_args': out}

@@ -1,0 +1,153 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, mailops.mailstack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Versioned migrations of the mail schema.
+
+One schema for every topology. ``schema_version`` records each applied
+migration; applying is a no-op when the database is current. A newer
+collection appends migrations to MIGRATIONS (never edits an applied one), so
+an older schema is upgraded in order. MariaDB commits DDL implicitly, so each
+migration records itself right after its statements; a named lock keeps two
+concurrent runs from applying the same migration twice.
+
+Postfix and Dovecot read these tables (read-only accounts), for example::
+
+    # Postfix virtual_mailbox_domains
+    SELECT 1 FROM domain WHERE name = '%s' AND active = 1 AND kind = 'local'
+    # Postfix relay_domains (backup MX)
+    SELECT 1 FROM domain WHERE name = '%s' AND active = 1 AND kind = 'relay'
+    # Postfix virtual_mailbox_maps / transport_maps (sharded: the mailbox host)
+    SELECT maildir FROM mailbox WHERE email = '%s' AND active = 1
+    SELECT CONCAT('lmtp:[', h.address, ']:24') FROM mailbox m
+        JOIN mailbox_host h ON h.name = m.mailbox_host WHERE m.email = '%s' AND m.active = 1
+    # Postfix virtual_alias_maps
+    SELECT destination FROM alias WHERE source = '%s' AND active = 1
+    # Dovecot passdb / userdb
+    SELECT email AS user, password FROM mailbox WHERE email = '%u' AND active = 1
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import schema_version
+
+_TABLE_OPTS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci'
+
+# (version, description, [statements])
+MIGRATIONS = [
+    (1, 'domains, mailbox hosts, mailboxes, aliases', [
+        """CREATE TABLE IF NOT EXISTS domain (
+            name VARCHAR(253) NOT NULL,
+            kind ENUM('local', 'relay') NOT NULL DEFAULT 'local',
+            active TINYINT(1) NOT NULL DEFAULT 1,
+            created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            modified TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+            PRIMARY KEY (name),
+            KEY domain_kind_active (kind, active)
+        ) %s""" % _TABLE_OPTS,
+        """CREATE TABLE IF NOT EXISTS mailbox_host (
+            name VARCHAR(255) NOT NULL,
+            address VARCHAR(255) NOT NULL,
+            state ENUM('active', 'draining', 'readonly') NOT NULL DEFAULT 'active',
+            weight INT UNSIGNED NOT NULL DEFAULT 100,
+            created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            modified TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+            PRIMARY KEY (name)
+        ) %s""" % _TABLE_OPTS,
+        """CREATE TABLE IF NOT EXISTS mailbox (
+            email VARCHAR(254) NOT NULL,
+            local_part VARCHAR(64) NOT NULL,
+            domain VARCHAR(253) NOT NULL,
+            password VARCHAR(255) NOT NULL,
+            quota BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'bytes, 0 = unlimited',
+            mailbox_host VARCHAR(255) NULL DEFAULT NULL,
+            maildir VARCHAR(512) NOT NULL COMMENT 'relative to the mail root',
+            active TINYINT(1) NOT NULL DEFAULT 1,
+            created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            modified TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+            PRIMARY KEY (email),
+            KEY mailbox_domain (domain),
+            KEY mailbox_host_idx (mailbox_host),
+            CONSTRAINT mailbox_domain_fk FOREIGN KEY (domain) REFERENCES domain (name)
+                ON UPDATE CASCADE ON DELETE RESTRICT,
+            CONSTRAINT mailbox_host_fk FOREIGN KEY (mailbox_host) REFERENCES mailbox_host (name)
+                ON UPDATE CASCADE ON DELETE RESTRICT
+        ) %s""" % _TABLE_OPTS,
+        """CREATE TABLE IF NOT EXISTS alias (
+            id INT UNSIGNED NOT NULL AUTO_INCREMENT,
+            source VARCHAR(254) NOT NULL COMMENT 'address, or @domain for a catch-all',
+            destination VARCHAR(254) NOT NULL,
+            domain VARCHAR(253) NOT NULL COMMENT 'domain of source',
+            active TINYINT(1) NOT NULL DEFAULT 1,
+            created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            modified TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+            PRIMARY KEY (id),
+            UNIQUE KEY alias_source_destination (source, destination),
+            KEY alias_domain (domain),
+            KEY alias_destination (destination),
+            CONSTRAINT alias_domain_fk FOREIGN KEY (domain) REFERENCES domain (name)
+                ON UPDATE CASCADE ON DELETE RESTRICT
+        ) %s""" % _TABLE_OPTS,
+    ]),
+]
+
+LATEST = MIGRATIONS[-1][0]
+LOCK_NAME = 'mailops_mailstack_schema'
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INT UNSIGNED NOT NULL,
+    description VARCHAR(255) NOT NULL,
+    applied TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (version)
+) %s""" % _TABLE_OPTS
+
+
+class SchemaError(Exception):
+    pass
+
+
+def current_version(conn):
+    return schema_version(conn)
+
+
+def pending(version):
+    return [m for m in MIGRATIONS if m[0] > version]
+
+
+def migrate(conn, check_mode=False, target=None, lock_timeout=60):
+    """Apply pending migrations up to target (default LATEST).
+
+    Returns (version_before, version_after, [applied descriptions]).
+    """
+    target = LATEST if target is None else target
+    cur = conn.cursor()
+    locked = False
+    try:
+        if not check_mode:
+            cur.execute('SELECT GET_LOCK(%s, %s)', (LOCK_NAME, lock_timeout))
+            if cur.fetchone()[0] != 1:
+                raise SchemaError('Could not take the schema lock %r within %ds (another migration running?)'
+                                  % (LOCK_NAME, lock_timeout))
+            locked = True
+        before = current_version(conn)
+        if before > LATEST:
+            raise SchemaError('The mail schema is at version %d, newer than this collection knows (%d): '
+                              'upgrade the collection.' % (before, LATEST))
+        todo = [m for m in pending(before) if m[0] <= target]
+        applied = ['%d: %s' % (v, d) for v, d, s in todo]
+        if check_mode or not todo:
+            return before, (todo[-1][0] if todo else before), applied
+        cur.execute(_VERSION_TABLE)
+        for version, description, statements in todo:
+            for stmt in statements:
+                cur.execute(stmt)
+            cur.execute('INSERT INTO schema_version (version, description) VALUES (%s, %s)',
+                        (version, description))
+            conn.commit()
+        return before, current_version(conn), applied
+    finally:
+        if locked:
+            cur.execute('SELECT RELEASE_LOCK(%s)', (LOCK_NAME,))
+            cur.fetchone()
+        cur.close()

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Debian 12 packages the module tests (tests/integration) and bench/provision
+# need on the host that runs them: MariaDB (mariadbd + mariadb-install-db, the
+# tests start their own throw-away server) and Dovecot (doveadm pw -t, the hash
+# compatibility check). Idempotent: installs only what is missing, and keeps
+# the packages' services from starting (policy-rc.d) while installing.
+set -eu
+
+PACKAGES="mariadb-server mariadb-client dovecot-core"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "test host packages already installed:$PACKAGES"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+
+policy=/usr/sbin/policy-rc.d
+created_policy=no
+cleanup() {
+    if [ "$created_policy" = yes ]; then
+        $SUDO rm -f "$policy"
+    fi
+}
+trap cleanup EXIT INT TERM
+
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 0755 "$policy"
+    created_policy=yes
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
