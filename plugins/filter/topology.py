@@ -40,8 +40,11 @@ def _single(g, errors):
     if mx and store and mx != store:
         errors.append("single: 'mail_mx' (%s) and 'mail_store' (%s) must be the same host"
                       % (_join(mx), _join(store)))
-    if len(g['mail_db']) > 1:
-        errors.append("single: group 'mail_db' has %d hosts (%s); one database host at most"
+    if not g['mail_db']:
+        errors.append("single: group 'mail_db' is empty; it needs the host of the mail database "
+                      "(usually the mail server itself)")
+    elif len(g['mail_db']) > 1:
+        errors.append("single: group 'mail_db' has %d hosts (%s); one database host"
                       % (len(g['mail_db']), _join(g['mail_db'])))
     if g['mail_db_replica']:
         errors.append("single: group 'mail_db_replica' (%s) needs a topology with a replica: "

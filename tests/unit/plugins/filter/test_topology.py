@@ -17,7 +17,7 @@ def test_single_server():
 
 
 def test_single_server_with_dedicated_filter_and_dns():
-    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_filter=["filter1"], mail_dns=["ns1"])
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["filter1"], mail_dns=["ns1"])
     assert (d["topology"], d["errors"]) == ("single", [])
 
 
@@ -25,6 +25,11 @@ def test_single_refuses_two_mail_servers():
     d = decide(mail_mx=["mx1", "mx2"], mail_store=["mx1", "mx2"])
     assert d["topology"] == "single"
     assert any("'mail_mx' has 2 hosts (mx1, mx2)" in e for e in d["errors"])
+
+
+def test_single_needs_the_database_host():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"])
+    assert any("single: group 'mail_db' is empty" in e for e in d["errors"])
 
 
 def test_single_refuses_store_on_another_host():

@@ -1,0 +1,218 @@
+"""The single-server topology, checked the way users meet it: real SMTP,
+IMAP and POP3 clients on a host outside the mail system (outside1)."""
+
+import json
+import textwrap
+import time
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["podman://outside1"]
+MX = "mx1"
+
+
+@pytest.fixture(scope="module")
+def mx():
+    return testinfra.get_host("podman://" + MX)
+
+
+def client(host, code):
+    """Run Python on outside1; the snippet prints one JSON value."""
+    script = textwrap.dedent(code)
+    result = host.run("python3 - <<'PYEOF'\nimport json, smtplib, imaplib, poplib, ssl\n"
+                      "ctx = ssl.create_default_context()\nctx.check_hostname = False\n"
+                      "ctx.verify_mode = ssl.CERT_NONE\n" + script + "\nPYEOF")
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def maildir_count(mx, user):
+    out = mx.run("find /var/vmail/example.test/{0}/Maildir/new /var/vmail/example.test/{0}/Maildir/cur "
+                 "-type f 2>/dev/null | wc -l".format(user))
+    return int(out.stdout.strip() or 0)
+
+
+def wait_for_count(mx, user, want, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        n = maildir_count(mx, user)
+        if n >= want:
+            return n
+        time.sleep(1)
+    return maildir_count(mx, user)
+
+
+def send_from_outside(host, rcpt, subject, body="hello from outside\n", sender="someone@outside.test"):
+    return client(host, """
+        s = smtplib.SMTP("{mx}", 25, timeout=30)
+        s.ehlo("outside1.outside.test")
+        try:
+            refused = s.sendmail("{sender}", ["{rcpt}"], "From: {sender}\\r\\nTo: {rcpt}\\r\\nSubject: {subject}\\r\\n\\r\\n{body}")
+            print(json.dumps({{"ok": True, "refused": {{k: [v[0], v[1].decode()] for k, v in refused.items()}}}}))
+        except smtplib.SMTPRecipientsRefused as e:
+            print(json.dumps({{"ok": False, "code": list(e.recipients.values())[0][0],
+                              "msg": list(e.recipients.values())[0][1].decode()}}))
+        except smtplib.SMTPResponseException as e:
+            print(json.dumps({{"ok": False, "code": e.smtp_code, "msg": e.smtp_error.decode()}}))
+        finally:
+            s.close()
+    """.format(mx=MX, rcpt=rcpt, subject=subject, body=body.replace("\n", "\\r\\n"), sender=sender))
+
+
+def test_services_listen(mx):
+    for port in (25, 587, 465, 143, 993, 110, 995):
+        assert mx.socket("tcp://0.0.0.0:%d" % port).is_listening, port
+
+
+def test_mail_from_outside_reaches_the_maildir(host, mx):
+    before = maildir_count(mx, "alice")
+    assert send_from_outside(host, "alice@example.test", "inbound-1")["ok"]
+    assert wait_for_count(mx, "alice", before + 1) == before + 1
+    files = mx.check_output("grep -l 'Subject: inbound-1' -r /var/vmail/example.test/alice/Maildir/")
+    assert files
+    assert mx.file(files.splitlines()[0]).user == "vmail"
+
+
+def test_read_back_over_imaps_and_pop3s(host, mx):
+    assert send_from_outside(host, "bob@example.test", "read-me")["ok"]
+    wait_for_count(mx, "bob", 1)
+    got = client(host, """
+        i = imaplib.IMAP4_SSL("{mx}", 993, ssl_context=ctx)
+        i.login("bob@example.test", "bob-lab-password")
+        i.select("INBOX")
+        typ, data = i.search(None, 'SUBJECT "read-me"')
+        imap_hits = len(data[0].split())
+        i.logout()
+        p = poplib.POP3_SSL("{mx}", 995, context=ctx)
+        p.user("bob@example.test"); p.pass_("bob-lab-password")
+        n, size = p.stat()
+        top = b"\\n".join(p.top(n, 0)[1])
+        p.quit()
+        print(json.dumps({{"imap": imap_hits, "pop": n, "subject": b"read-me" in top}}))
+    """.format(mx=MX))
+    assert got["imap"] == 1 and got["pop"] >= 1 and got["subject"]
+
+
+def test_alias_delivers_to_its_target(host, mx):
+    before = maildir_count(mx, "alice")
+    assert send_from_outside(host, "sales@example.test", "to-sales")["ok"]
+    assert wait_for_count(mx, "alice", before + 1) == before + 1
+
+
+def test_unknown_recipient_refused_at_rcpt(host):
+    r = send_from_outside(host, "nobody@example.test", "unknown")
+    assert not r["ok"] and r["code"] == 550, r
+
+
+def test_no_open_relay(host):
+    r = send_from_outside(host, "victim@elsewhere.test", "relay")
+    assert not r["ok"] and r["code"] in (454, 554), r
+    assert "Relay access denied" in r["msg"]
+
+
+def test_no_auth_before_starttls_and_submission_works(host, mx):
+    before = maildir_count(mx, "bob")
+    got = client(host, """
+        s = smtplib.SMTP("{mx}", 587, timeout=30)
+        s.ehlo("outside1")
+        auth_before = s.has_extn("auth")
+        s.starttls(context=ctx)
+        s.ehlo("outside1")
+        auth_after = s.has_extn("auth")
+        s.login("alice@example.test", "alice-lab-password")
+        local = s.sendmail("alice@example.test", ["bob@example.test"],
+                           "From: alice@example.test\\r\\nTo: bob@example.test\\r\\nSubject: from-alice\\r\\n\\r\\nhi\\r\\n")
+        s.quit()
+        print(json.dumps({{"before": auth_before, "after": auth_after, "refused": len(local)}}))
+    """.format(mx=MX))
+    assert got == {"before": False, "after": True, "refused": 0}
+    assert wait_for_count(mx, "bob", before + 1) == before + 1
+
+
+def test_submission_relays_to_outside_for_authenticated_users(host, mx):
+    got = client(host, """
+        s = smtplib.SMTP_SSL("{mx}", 465, timeout=30, context=ctx)
+        s.login("alice@example.test", "alice-lab-password")
+        refused = s.sendmail("alice@example.test", ["friend@outside.test"],
+                             "From: alice@example.test\\r\\nTo: friend@outside.test\\r\\nSubject: out\\r\\n\\r\\nhi\\r\\n")
+        s.quit()
+        print(json.dumps(len(refused)))
+    """.format(mx=MX))
+    assert got == 0
+    # Accepted for delivery to the outside: it is in mx1's queue or log.
+    log = mx.run("journalctl -u postfix@- --no-pager -q 2>/dev/null; cat /var/log/mail.log 2>/dev/null").stdout
+    assert "to=<friend@outside.test>" in log
+
+
+def test_sending_as_another_user_is_refused(host):
+    got = client(host, """
+        s = smtplib.SMTP("{mx}", 587, timeout=30)
+        s.starttls(context=ctx)
+        s.login("alice@example.test", "alice-lab-password")
+        try:
+            s.sendmail("bob@example.test", ["bob@example.test"], "Subject: spoof\\r\\n\\r\\nx\\r\\n")
+            print(json.dumps({{"ok": True}}))
+        except smtplib.SMTPRecipientsRefused as e:
+            v = list(e.recipients.values())[0]
+            print(json.dumps({{"ok": False, "code": v[0], "msg": v[1].decode()}}))
+        except smtplib.SMTPSenderRefused as e:
+            print(json.dumps({{"ok": False, "code": e.smtp_code, "msg": e.smtp_error.decode()}}))
+    """.format(mx=MX))
+    assert not got["ok"] and got["code"] == 553, got
+    assert "not owned by user" in got["msg"]
+
+
+def test_plaintext_logins_refused(host):
+    got = client(host, """
+        out = {{}}
+        i = imaplib.IMAP4("{mx}", 143)
+        try:
+            i.login("alice@example.test", "alice-lab-password")
+            out["imap"] = "accepted"
+        except imaplib.IMAP4.error as e:
+            out["imap"] = str(e)
+        p = poplib.POP3("{mx}", 110)
+        try:
+            p.user("alice@example.test"); p.pass_("alice-lab-password")
+            out["pop"] = "accepted"
+        except poplib.error_proto as e:
+            out["pop"] = str(e)
+        print(json.dumps(out))
+    """.format(mx=MX))
+    assert got["imap"] != "accepted" and got["pop"] != "accepted", got
+    assert "LOGINDISABLED" in got["imap"] or "disabled" in got["imap"].lower() or "TLS" in got["imap"]
+
+
+def test_wrong_password_refused_over_imaps(host):
+    got = client(host, """
+        i = imaplib.IMAP4_SSL("{mx}", 993, ssl_context=ctx)
+        try:
+            i.login("alice@example.test", "wrong")
+            print(json.dumps("accepted"))
+        except imaplib.IMAP4.error as e:
+            print(json.dumps(str(e)))
+    """.format(mx=MX))
+    assert "AUTHENTICATIONFAILED" in got
+
+
+def test_over_quota_delivery_refused(host, mx):
+    big = "x" * 4000 + "\n"
+    r = send_from_outside(host, "tiny@example.test", "too-big", body=big)
+    assert not r["ok"] and r["code"] == 552, r
+    assert maildir_count(mx, "tiny") == 0
+
+
+def test_tls_certificate_names_the_host(host):
+    got = client(host, """
+        import socket
+        with socket.create_connection(("{mx}", 993), timeout=10) as raw:
+            with ctx.wrap_socket(raw) as tls:
+                der = tls.getpeercert(binary_form=True)
+        import subprocess
+        pem = ssl.DER_cert_to_PEM_cert(der)
+        out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-ext", "subjectAltName"],
+                             input=pem, capture_output=True, text=True).stdout
+        print(json.dumps(out))
+    """.format(mx=MX))
+    assert "mx1.example.test" in got
