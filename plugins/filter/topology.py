@@ -140,6 +140,78 @@ def mail_topology(groups):
     return {'topology': topology, 'errors': errors, 'groups': g}
 
 
+def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine'):
+    """The mail domain's zone for a topology decision (see mail_dns_zone.yml)."""
+    if not isinstance(decision, dict) or 'groups' not in decision:
+        raise AnsibleFilterError('mail_dns_zone expects the result of mail_topology')
+    g = decision['groups']
+
+    def fqdn(host):
+        return '%s.%s.' % (host, domain)
+
+    records = []
+    missing = []
+
+    def a_record(name, host):
+        if host not in addresses:
+            missing.append(host)
+        else:
+            records.append({'name': name, 'type': 'A', 'value': addresses[host]})
+
+    hosts = []
+    for name in MAIL_GROUPS:
+        for host in g[name]:
+            if host not in hosts:
+                hosts.append(host)
+    for host in hosts:
+        a_record(host, host)
+
+    topology = decision['topology']
+    if topology == 'nfs_shared':
+        # One name, one A record per server: DNS round robin.
+        for host in g['mail_mx']:
+            a_record('mail', host)
+        records.append({'name': '@', 'type': 'MX', 'value': '5 mail.%s.' % domain})
+    elif topology == 'sharded':
+        for host in g['mail_smtp']:
+            a_record('smtp', host)
+        for host in g['mail_proxy']:
+            a_record('imap', host)
+        for host in g['mail_webmail']:
+            a_record('webmail', host)
+        records.append({'name': '@', 'type': 'MX', 'value': '5 smtp.%s.' % domain})
+    else:
+        for host in g['mail_mx']:
+            records.append({'name': '@', 'type': 'MX', 'value': '5 %s' % fqdn(host)})
+        for host in g['mail_backup_mx']:
+            records.append({'name': '@', 'type': 'MX', 'value': '10 %s' % fqdn(host)})
+    if missing:
+        raise AnsibleFilterError('mail_dns_zone: no address for host(s) %s (set mailstack_address or gather facts)'
+                                 % ', '.join(sorted(set(missing))))
+    records.append({'name': '@', 'type': 'TXT', 'value': '"v=spf1 mx -all"'})
+    records.append({'name': '_dmarc', 'type': 'TXT',
+                    'value': '"v=DMARC1; p=%s; rua=mailto:postmaster@%s"' % (dmarc_policy, domain)})
+    return {
+        'name': domain,
+        'nameservers': [fqdn(h) for h in g['mail_dns']],
+        'records': records,
+    }
+
+
+def mail_addresses(hostvars, hosts):
+    """Address of each host: its mailstack_address, else its IPv4 fact."""
+    found = {}
+    for host in hosts:
+        hv = hostvars[host]
+        address = hv.get('mailstack_address') if 'mailstack_address' in hv else None
+        if not address:
+            facts = hv.get('ansible_facts') or {}
+            address = (facts.get('default_ipv4') or {}).get('address')
+        if address:
+            found[host] = address
+    return found
+
+
 class FilterModule(object):
     def filters(self):
-        return {'mail_topology': mail_topology}
+        return {'mail_topology': mail_topology, 'mail_dns_zone': mail_dns_zone, 'mail_addresses': mail_addresses}

@@ -96,3 +96,55 @@ def test_no_topology():
 def test_not_a_mapping():
     with pytest.raises(AnsibleFilterError, match="expects the groups mapping"):
         mail_topology(["mx1"])
+
+
+# --- mail_dns_zone -----------------------------------------------------------
+
+from ansible_collections.mailops.mailstack.plugins.filter.topology import mail_dns_zone  # noqa: E402
+
+ADDR = {"ns1": "10.0.0.53", "mx1": "10.0.0.1", "mx2": "10.0.0.2", "filter1": "10.0.0.9"}
+
+
+def records(zone, rtype):
+    return sorted((r["name"], r["value"]) for r in zone["records"] if r["type"] == rtype)
+
+
+def test_zone_single_server():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["filter1"], mail_dns=["ns1"])
+    zone = mail_dns_zone(d, "example.test", ADDR)
+    assert zone["name"] == "example.test"
+    assert zone["nameservers"] == ["ns1.example.test."]
+    assert records(zone, "MX") == [("@", "5 mx1.example.test.")]
+    assert ("mx1", "10.0.0.1") in records(zone, "A") and ("ns1", "10.0.0.53") in records(zone, "A")
+    assert ("@", '"v=spf1 mx -all"') in records(zone, "TXT")
+    assert any(n == "_dmarc" and "v=DMARC1; p=quarantine" in v for n, v in records(zone, "TXT"))
+
+
+def test_zone_backup_mx_priorities():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_backup_mx=["mx2"], mail_dns=["ns1"])
+    assert records(mail_dns_zone(d, "example.test", ADDR), "MX") == [
+        ("@", "10 mx2.example.test."), ("@", "5 mx1.example.test.")]
+
+
+def test_zone_nfs_round_robin():
+    d = decide(mail_mx=["mx1", "mx2"], mail_store=["mx1", "mx2"], mail_nfs=["filter1"], mail_db=["ns1"],
+               mail_dns=["ns1"])
+    zone = mail_dns_zone(d, "example.test", ADDR)
+    assert [v for n, v in records(zone, "A") if n == "mail"] == ["10.0.0.1", "10.0.0.2"]
+    assert records(zone, "MX") == [("@", "5 mail.example.test.")]
+
+
+def test_zone_names_hosts_without_address():
+    d = decide(mail_mx=["mx9"], mail_store=["mx9"], mail_db=["mx9"], mail_dns=["ns1"])
+    with pytest.raises(AnsibleFilterError, match="no address for host"):
+        mail_dns_zone(d, "example.test", ADDR)
+
+
+def test_addresses_prefer_mailstack_address_then_facts():
+    from ansible_collections.mailops.mailstack.plugins.filter.topology import mail_addresses
+    hostvars = {
+        "a": {"mailstack_address": "192.0.2.1", "ansible_facts": {"default_ipv4": {"address": "10.0.0.1"}}},
+        "b": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.2"}}},
+        "c": {"ansible_facts": {}},
+    }
+    assert mail_addresses(hostvars, ["a", "b", "c"]) == {"a": "192.0.2.1", "b": "10.0.0.2"}
