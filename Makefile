@@ -19,7 +19,7 @@ lab: setup
 demo: lab
 	ansible-playbook -i $(LAB_INVENTORY) playbooks/lab.yml
 	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/demo_summary.yml
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/demo.yml
 
 demo-clean: setup
 	ansible-playbook -i $(LAB_INVENTORY) playbooks/lab.yml -e lab_state=absent

@@ -11,7 +11,6 @@
 # Idempotent: a second run changes nothing and takes a second or two.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 image=${MAILSTACK_IMAGE:-localhost/mailstack-debian12:latest}
 mirror=${MAILSTACK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${MAILSTACK_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}

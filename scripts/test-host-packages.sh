@@ -2,11 +2,11 @@
 # Debian 12 packages the module tests (tests/integration) and bench/provision
 # need on the host that runs them: MariaDB (mariadbd + mariadb-install-db, the
 # tests start their own throw-away server) and Dovecot (doveadm pw -t, the hash
-# compatibility check). Idempotent: installs only what is missing, and keeps
+# compatibility check), and shellcheck for ansible-test sanity. Idempotent: installs only what is missing, and keeps
 # the packages' services from starting (policy-rc.d) while installing.
 set -eu
 
-PACKAGES="mariadb-server mariadb-client dovecot-core"
+PACKAGES="mariadb-server mariadb-client dovecot-core shellcheck"
 
 missing=""
 for p in $PACKAGES; do
