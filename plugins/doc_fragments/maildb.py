@@ -59,3 +59,15 @@ requirements:
 notes:
   - The mail schema must exist (M(mailops.mailstack.mail_schema) or the C(mail_database) role).
 '''
+
+    # Attributes shared by the mail database modules; a module states only
+    # where it differs (mailops.mailstack.maildb.attributes).
+    ATTRIBUTES = r'''
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+'''

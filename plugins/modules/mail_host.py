@@ -52,13 +52,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mailops.mailstack.maildb
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - mailops.mailstack.maildb.attributes
 seealso:
   - module: mailops.mailstack.mail_user
 author:

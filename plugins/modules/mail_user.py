@@ -150,6 +150,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mailops.mailstack.maildb
+  - mailops.mailstack.maildb.attributes
 attributes:
   check_mode:
     support: full
@@ -157,8 +158,6 @@ attributes:
   diff_mode:
     support: full
     details: Password hashes never appear in the diff, only C(password_changed). At most 1000 entries are shown.
-  platform:
-    platforms: posix
 requirements:
   - passlib
   - argon2-cffi, for the ARGON2ID scheme
