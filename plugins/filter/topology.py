@@ -137,6 +137,11 @@ def mail_topology(groups):
         errors.append("no topology: the inventory has none of the groups that define one "
                       "('mail_mx' and 'mail_store' for single, plus 'mail_backup_mx' for backup_mx, "
                       "'mail_nfs' for nfs_shared, 'mail_smtp' and 'mail_proxy' for sharded)")
+    if len(g['mail_filter']) > 1:
+        # Postfix's content_filter names one next hop; several filter hosts
+        # behind one name are not built yet.
+        errors.append("group 'mail_filter' has %d hosts (%s); every mail server hands its mail to one "
+                      "content filter host" % (len(g['mail_filter']), _join(g['mail_filter'])))
     return {'topology': topology, 'errors': errors, 'groups': g}
 
 

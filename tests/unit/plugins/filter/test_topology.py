@@ -21,6 +21,12 @@ def test_single_server_with_dedicated_filter_and_dns():
     assert (d["topology"], d["errors"]) == ("single", [])
 
 
+def test_one_content_filter_host():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["f1", "f2"])
+    assert d["errors"] == ["group 'mail_filter' has 2 hosts (f1, f2); every mail server hands its mail "
+                           "to one content filter host"]
+
+
 def test_single_refuses_two_mail_servers():
     d = decide(mail_mx=["mx1", "mx2"], mail_store=["mx1", "mx2"])
     assert d["topology"] == "single"

@@ -1,0 +1,304 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, mailops.mailstack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: SMTP delivery rate of the single-server topology, on the lab.
+
+Postfix's own smtp-source on the lab's internet host (outside1) sends 5 KB
+messages, one per connection, 10 sessions in parallel, and each run is timed
+from the first connection until every message is counted in the Maildir
+(delivered, not merely accepted). In one run, on the same containers:
+
+- sink:      smtp-source -> smtp-sink on mx1 (the protocol ceiling, context)
+- stock:     smtp-source -> stock1, Debian's Postfix + Dovecot LMTP with one
+             static user and default settings (what an administrator gets by
+             hand), counted in stock1's Maildir
+- direct:    smtp-source -> mx1 as site.yml configures it (proxy:mysql
+             lookups, restrictions, quota policy, LMTP) with the content
+             filter bypassed for the run (content_filter emptied, restored
+             after)
+- filtered:  smtp-source -> mx1 -> amavisd-new on filter1 -> mx1's
+             reinjection port -> Dovecot
+- spamassassin limit: spamd on filter1 with one child per core and one spamc
+             client per core, scanning a message delivered in the direct run,
+             with local tests only as amavisd-new is configured
+
+Goals (issue 4): direct >= 0.9 x stock; filtered >= 0.8 x SpamAssassin's
+limit. Prints one JSON object as its last line.
+
+The lab: make demo's containers (inventories/lab) plus stock1
+(bench/lab/inventory.yml). Containers that did not exist before the run are
+removed after it unless --keep is given.
+
+Usage: bench/smtp_throughput [--smoke] [--keep] [--no-converge]
+                             [--sink N] [--stock N] [--direct N] [--filtered N] [--spamc N]
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB_INVENTORY = os.path.join(REPO, 'inventories', 'lab', 'hosts.yml')
+BENCH_INVENTORY = os.path.join(REPO, 'bench', 'lab', 'inventory.yml')
+PREFIX = 'mailstack-lab-'
+HOSTS = ['ns1', 'mx1', 'filter1', 'outside1', 'stock1']
+DOMAIN = 'example.test'
+USER = 'bench@' + DOMAIN
+STOCK_USER = 'bench@stock.test'
+SENDER = 'sender@outside.test'
+SESSIONS = 10
+SIZE = 5120
+SINK_PORT = 2525
+SPAMD_PORT = 7830
+
+FULL = dict(sink=20000, stock=4000, direct=4000, filtered=400, spamc=400)
+SMOKE = dict(sink=300, stock=100, direct=100, filtered=20, spamc=20)
+
+
+def log(msg):
+    sys.stderr.write('[smtp_throughput] %s\n' % msg)
+    sys.stderr.flush()
+
+
+def run(cmd, check=True, input_text=None, timeout=None):
+    proc = subprocess.run(cmd, input=input_text, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise SystemExit('command failed (rc %d): %s\n%s%s' % (proc.returncode, ' '.join(cmd),
+                                                             proc.stdout[-3000:], proc.stderr[-3000:]))
+    return proc
+
+
+def sh(host, script, check=True, input_text=None, timeout=None):
+    """Runs a shell script in a lab container."""
+    return run(['podman', 'exec', '-i', PREFIX + host, 'sh', '-c', script], check=check,
+               input_text=input_text, timeout=timeout)
+
+
+def existing_containers():
+    out = run(['podman', 'ps', '-a', '--format', '{{.Names}}']).stdout.split()
+    return set(n[len(PREFIX):] for n in out if n.startswith(PREFIX))
+
+
+def playbook(path, logfile, extra=()):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_FORCE_COLOR='0')
+    cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
+           '-i', LAB_INVENTORY, '-i', BENCH_INVENTORY, path] + list(extra)
+    start = time.time()
+    with open(logfile, 'a') as out:
+        rc = subprocess.call(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if rc != 0:
+        with open(logfile) as f:
+            tail = f.read()[-4000:]
+        raise SystemExit('%s failed (rc %d), log %s:\n%s' % (os.path.basename(path), rc, logfile, tail))
+    log('%s: %.0f s' % (os.path.relpath(path, REPO), time.time() - start))
+
+
+def address(host):
+    return sh(host, "hostname -I | cut -d' ' -f1").stdout.strip()
+
+
+def maildir_new(host, user):
+    home = sh(host, 'doveadm user -f home %s' % user).stdout.strip()
+    if not home.startswith('/'):
+        raise SystemExit('no home for %s on %s: %r' % (user, host, home))
+    return home + '/Maildir'
+
+
+def count(host, maildir):
+    out = sh(host, 'ls -U %s/new 2>/dev/null | wc -l' % maildir).stdout.strip()
+    return int(out or 0)
+
+
+def wait_queue_empty(host, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not sh(host, 'postqueue -j').stdout.strip():
+            return
+        time.sleep(0.5)
+    raise SystemExit('the queue of %s did not drain in %d s' % (host, timeout))
+
+
+def reset_mailbox(host, maildir):
+    wait_queue_empty(host)
+    sh(host, 'rm -rf %s' % maildir)
+
+
+def smtp_source(target, rcpt, messages):
+    """Runs smtp-source on outside1; returns its wall time."""
+    start = time.time()
+    proc = sh('outside1', '/usr/sbin/smtp-source -s %d -m %d -l %d -f %s -t %s %s' % (
+        SESSIONS, messages, SIZE, SENDER, rcpt, target), check=False, timeout=3600)
+    if proc.returncode != 0:
+        raise SystemExit('smtp-source to %s failed: %s%s' % (target, proc.stdout[-2000:], proc.stderr[-2000:]))
+    return time.time() - start
+
+
+def delivered_rate(name, host, maildir, target, rcpt, messages, timeout):
+    """smtp-source to target, timed until `messages` are in the Maildir."""
+    reset_mailbox(host, maildir)
+    result = {}
+
+    def send():
+        result['source_seconds'] = smtp_source(target, rcpt, messages)
+
+    start = time.time()
+    sender = threading.Thread(target=send)
+    sender.start()
+    seen = 0
+    while True:
+        seen = count(host, maildir)
+        if seen >= messages:
+            break
+        if time.time() - start > timeout:
+            sender.join()
+            raise SystemExit('%s: only %d of %d messages delivered after %d s' % (name, seen, messages, timeout))
+        time.sleep(0.1)
+    seconds = time.time() - start
+    sender.join()
+    if seen != messages:
+        raise SystemExit('%s: %d messages in the Maildir, %d sent' % (name, seen, messages))
+    rate = messages / seconds
+    log('%s: %d messages in %.1f s (accepted in %.1f s): %.1f msgs/s' % (
+        name, messages, seconds, result.get('source_seconds', 0), rate))
+    return rate, seconds
+
+
+def sink_rate(mx_addr, messages):
+    sh('mx1', 'pkill -x smtp-sink; true')  # pkill -x matches the name only, not this shell
+    run(['podman', 'exec', '-d', PREFIX + 'mx1', '/usr/sbin/smtp-sink', '-u', 'postfix',
+         '0.0.0.0:%d' % SINK_PORT, '256'])
+    try:
+        for _ in range(50):
+            if sh('mx1', 'ss -ltn | grep -q ":%d "' % SINK_PORT, check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        seconds = smtp_source('%s:%d' % (mx_addr, SINK_PORT), USER, messages)
+    finally:
+        sh('mx1', 'pkill -x smtp-sink; true')
+    rate = messages / seconds
+    log('sink: %d messages in %.1f s: %.1f msgs/s' % (messages, seconds, rate))
+    return rate
+
+
+def without_filter(fn):
+    """Runs fn with mx1's content_filter emptied; main.cf is restored byte for byte after."""
+    sh('mx1', 'cp -p /etc/postfix/main.cf /etc/postfix/main.cf.bench-saved && '
+              'postconf -e content_filter= && postfix reload')
+    try:
+        return fn()
+    finally:
+        sh('mx1', 'mv /etc/postfix/main.cf.bench-saved /etc/postfix/main.cf && postfix reload')
+
+
+def spamassassin_limit(sample, cores, messages):
+    """spamd with one child per core, one spamc loop per core; msgs/s."""
+    sh('filter1', 'cat > /tmp/bench-sample.eml', input_text=sample)
+    stop = 'if [ -f /run/bench-spamd.pid ]; then kill $(cat /run/bench-spamd.pid); sleep 1; fi; true'
+    sh('filter1', stop)
+    sh('filter1', 'spamd -d -L --max-children=%d --min-children=%d -i 127.0.0.1 -p %d -u debian-spamd '
+                  '--pidfile=/run/bench-spamd.pid -s /var/log/bench-spamd.log' % (cores, cores, SPAMD_PORT))
+    try:
+        deadline = time.time() + 120
+        while sh('filter1', 'spamc -p %d -K' % SPAMD_PORT, check=False).returncode != 0:
+            if time.time() > deadline:
+                raise SystemExit('spamd did not answer within 120 s')
+            time.sleep(0.5)
+        # Warm up every child (rules compiled, caches filled).
+        sh('filter1', 'for i in $(seq %d); do spamc -p %d < /tmp/bench-sample.eml > /dev/null; done' % (
+            2 * cores, SPAMD_PORT))
+        per_client = max(1, messages // cores)
+        script = ('for c in $(seq %d); do (for i in $(seq %d); do spamc -p %d < /tmp/bench-sample.eml '
+                  '> /dev/null || exit 1; done) & done; wait' % (cores, per_client, SPAMD_PORT))
+        start = time.time()
+        sh('filter1', script, timeout=3600)
+        seconds = time.time() - start
+    finally:
+        sh('filter1', stop + '; rm -f /tmp/bench-sample.eml')
+    total = per_client * cores
+    rate = total / seconds
+    log('spamassassin limit: %d messages, %d clients, %.1f s: %.1f msgs/s' % (total, cores, seconds, rate))
+    return rate
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--smoke', action='store_true', help='small counts: proves the benchmark works')
+    parser.add_argument('--keep', action='store_true', help='keep containers this run created')
+    parser.add_argument('--no-converge', action='store_true', help='the lab is converged already')
+    for key in FULL:
+        parser.add_argument('--' + key, type=int, help='messages for the %s run' % key)
+    args = parser.parse_args()
+    sizes = dict(SMOKE if args.smoke else FULL)
+    for key in FULL:
+        if getattr(args, key):
+            sizes[key] = getattr(args, key)
+
+    logfile = '/tmp/mailstack-bench-smtp_throughput.log'
+    open(logfile, 'w').close()
+    before = existing_containers()
+    created = [h for h in HOSTS if h not in before]
+    try:
+        if not args.no_converge or created:
+            playbook(os.path.join(REPO, 'playbooks', 'lab.yml'), logfile)
+            playbook(os.path.join(REPO, 'playbooks', 'site.yml'), logfile)
+            playbook(os.path.join(REPO, 'bench', 'lab', 'smtp_throughput.yml'), logfile)
+        figures = measure(sizes)
+    finally:
+        if created and not args.keep:
+            if set(created) == set(HOSTS):
+                playbook(os.path.join(REPO, 'playbooks', 'lab.yml'), logfile, ['-e', 'lab_state=absent'])
+            else:
+                run(['podman', 'rm', '-f'] + [PREFIX + h for h in created], check=False)
+    print(json.dumps(figures))
+
+
+def measure(sizes):
+    mx_addr, stock_addr = address('mx1'), address('stock1')
+    cores = int(sh('filter1', 'nproc').stdout.strip())
+    mx_maildir = maildir_new('mx1', USER)
+    stock_maildir = maildir_new('stock1', STOCK_USER)
+
+    sink = sink_rate(mx_addr, sizes['sink'])
+    stock, _ = delivered_rate('stock', 'stock1', stock_maildir, stock_addr, STOCK_USER, sizes['stock'],
+                              timeout=600)
+    direct, _ = without_filter(lambda: delivered_rate('direct', 'mx1', mx_maildir, mx_addr, USER,
+                                                      sizes['direct'], timeout=600))
+    sample = sh('mx1', 'f=$(ls -U %s/new | head -n 1); cat "%s/new/$f"' % (mx_maildir, mx_maildir)).stdout
+    # Warm amavisd-new's children up before the timed run.
+    delivered_rate('filtered warm-up', 'mx1', mx_maildir, mx_addr, USER, 2 * cores, timeout=300)
+    filtered, _ = delivered_rate('filtered', 'mx1', mx_maildir, mx_addr, USER, sizes['filtered'], timeout=1800)
+    headers = sh('mx1', 'f=$(ls -U %s/new | head -n 1); grep -c "^X-Virus-Scanned:" "%s/new/$f"'
+                 % (mx_maildir, mx_maildir), check=False).stdout.strip()
+    if headers != '1':
+        raise SystemExit('a message of the filtered run carries %r X-Virus-Scanned headers, not 1' % headers)
+    reset_mailbox('mx1', mx_maildir)
+    reset_mailbox('stock1', stock_maildir)
+    sa_limit = spamassassin_limit(sample, cores, sizes['spamc'])
+
+    load = os.getloadavg()[0]
+    return dict(
+        messages=sizes, message_bytes=SIZE, sessions=SESSIONS, filter_cores=cores,
+        sink_msgs_per_s=round(sink, 1),
+        stock_msgs_per_s=round(stock, 1),
+        direct_msgs_per_s=round(direct, 1),
+        filtered_msgs_per_s=round(filtered, 2),
+        spamassassin_limit_msgs_per_s=round(sa_limit, 2),
+        direct_vs_stock=round(direct / stock, 3),
+        filtered_vs_spamassassin=round(filtered / sa_limit, 3),
+        direct_vs_sink=round(direct / sink, 4),
+        goals_met=bool(direct / stock >= 0.9 and filtered / sa_limit >= 0.8),
+        load_avg_1m=round(load, 2),
+    )
+
+
+if __name__ == '__main__':
+    main()
