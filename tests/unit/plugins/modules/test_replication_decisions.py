@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The decisions of mariadb_replica: settings compared, CHANGE MASTER built,
+snapshot or not, password or not, and option validation - no server needed."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.mailops.mailstack.plugins.module_utils import replication as rep
+from ansible_collections.mailops.mailstack.plugins.modules import mariadb_replica
+
+FACTS = dict(server_id=2, gtid_slave_pos='0-1-10', gtid_current_pos='0-1-10', gtid_binlog_pos='', read_only=False)
+
+
+def params(**kw):
+    p = dict(login_user=None, login_password=None, login_unix_socket=None, login_host=None, login_port=3306,
+             connect_timeout=10, connection_name='', primary_host='192.0.2.10', primary_port=3306,
+             primary_user='replicator', primary_password='pw', primary_login_user='root',
+             primary_login_password='rootpw', primary_ssl=False, primary_ssl_ca=None,
+             primary_ssl_verify_server_cert=False, primary_connect_retry=None, state='started',
+             create_primary_user=False, primary_user_host='%', update_password='on_create',
+             databases=['mail'], snapshot='auto', wait_timeout=120, max_lag=0)
+    p.update(kw)
+    return p
+
+
+def status(**kw):
+    row = {
+        'Connection_name': '', 'Master_Host': '192.0.2.10', 'Master_User': 'replicator', 'Master_Port': 3306,
+        'Connect_Retry': 60, 'Slave_IO_Running': 'Yes', 'Slave_SQL_Running': 'Yes', 'Master_SSL_Allowed': 'No',
+        'Master_SSL_CA_File': '', 'Seconds_Behind_Master': 0, 'Master_SSL_Verify_Server_Cert': 'No',
+        'Last_IO_Errno': 0, 'Last_IO_Error': '', 'Last_SQL_Errno': 0, 'Last_SQL_Error': '', 'Master_Server_Id': 1,
+        'Using_Gtid': 'Slave_Pos', 'Gtid_IO_Pos': '0-1-10',
+    }
+    row.update(kw)
+    return rep.replica_status(row, FACTS, '')
+
+
+# --- settings ---------------------------------------------------------------------
+
+def test_same_settings_no_differences():
+    assert rep.settings_differences(rep.current_settings(status()), rep.desired_settings(params())) == []
+
+
+def test_host_compares_without_case_and_gtid_mode_matters():
+    cur = rep.current_settings(status(Master_Host='DB1.example.org', Using_Gtid='Current_Pos'))
+    assert rep.settings_differences(cur, rep.desired_settings(params(primary_host='db1.example.org'))) == ['using_gtid']
+
+
+@pytest.mark.parametrize('change, keys', [
+    (dict(primary_host='192.0.2.11'), ['primary_host']),
+    (dict(primary_port=3307), ['primary_port']),
+    (dict(primary_user='other'), ['primary_user']),
+    (dict(primary_connect_retry=10), ['connect_retry']),
+    (dict(primary_connect_retry=60), []),
+    (dict(primary_ssl=True), ['ssl']),  # ssl_ca '' and verify off are what the replica has
+    (dict(primary_ssl=True, primary_ssl_ca='/ca.pem', primary_ssl_verify_server_cert=True),
+     ['ssl', 'ssl_ca', 'ssl_verify_server_cert']),
+])
+def test_differences(change, keys):
+    assert rep.settings_differences(rep.current_settings(status()), rep.desired_settings(params(**change))) == keys
+
+
+def test_without_ssl_the_ca_is_not_compared():
+    cur = rep.current_settings(status(Master_SSL_CA_File='/old.pem'))
+    assert rep.settings_differences(cur, rep.desired_settings(params())) == []
+
+
+def test_unconfigured_needs_every_managed_setting():
+    keys = rep.settings_differences({}, rep.desired_settings(params()))
+    assert keys == ['primary_host', 'primary_port', 'primary_user', 'using_gtid', 'ssl']
+
+
+def test_change_master_statement_values_are_arguments():
+    desired = rep.desired_settings(params(primary_ssl=True, primary_ssl_ca="/c'a.pem", primary_connect_retry=5))
+    keys = rep.settings_differences({}, desired)
+    sql, args = rep.change_master_statement('east', desired, keys, "pw'secret")
+    assert sql == ('CHANGE MASTER %s TO MASTER_HOST=%s, MASTER_PORT=3306, MASTER_USER=%s, MASTER_USE_GTID=slave_pos, '
+                   'MASTER_SSL=1, MASTER_SSL_CA=%s, MASTER_SSL_VERIFY_SERVER_CERT=0, MASTER_CONNECT_RETRY=5, '
+                   'MASTER_PASSWORD=%s')
+    assert args == ('east', '192.0.2.10', 'replicator', "/c'a.pem", "pw'secret")
+    assert 'secret' not in sql
+
+
+def test_change_master_only_what_changed():
+    desired = rep.desired_settings(params(primary_user='replicator2'))
+    sql, args = rep.change_master_statement('', desired, ['primary_user'], 'pw2')
+    assert sql == 'CHANGE MASTER %s TO MASTER_USER=%s, MASTER_PASSWORD=%s'
+    assert args == ('', 'replicator2', 'pw2')
+    with pytest.raises(ValueError):
+        rep.change_master_statement('', desired, [])
+
+
+def test_describe_differences():
+    cur = rep.current_settings(status())
+    desired = rep.desired_settings(params(primary_port=3307))
+    assert rep.describe_differences(cur, desired, ['primary_port']) == ['primary_port 3306 -> 3307']
+
+
+# --- snapshot -----------------------------------------------------------------------
+
+def test_snapshot_when_empty():
+    load, why = rep.snapshot_decision('auto', False, '', '0-1-99', {}, ['mail'])
+    assert load and 'holds none of mail' in why
+    # an empty database (created by a package or a role) counts as absent
+    assert rep.snapshot_decision('auto', False, '', '0-1-99', {'mail': 0}, ['mail'])[0]
+
+
+def test_no_snapshot_when_configured_or_positioned_or_never():
+    assert rep.snapshot_decision('auto', True, '', '0-1-99', {}, ['mail'])[0] is False
+    load, why = rep.snapshot_decision('auto', False, '0-1-50', '0-1-99', {'mail': 4}, ['mail'])
+    assert load is False and 'continues from it' in why
+    assert rep.snapshot_decision('never', False, '', '0-1-99', {}, ['mail'])[0] is False
+    assert rep.snapshot_decision('never', False, '', '0-1-99', {'mail': 3}, ['mail'])[0] is False
+
+
+def test_data_without_position_is_refused():
+    with pytest.raises(rep.ReplicationError) as e:
+        rep.snapshot_decision('auto', False, '7-3-1', '0-1-99', {'mail': 4, 'other': 1}, ['mail', 'other', 'x'])
+    assert 'mail (4 tables), other (1 tables)' in e.value.msg and 'changed nothing' in e.value.msg
+
+
+# --- password ---------------------------------------------------------------------------
+
+def test_on_create_keeps_password_unless_io_thread_is_denied():
+    assert rep.password_decision('on_create', None, 'pw', status())[0] is False
+    denied = status(Slave_IO_Running='Connecting', Last_IO_Errno=1045, Last_IO_Error='Access denied')
+    change, why, warning = rep.password_decision('on_create', None, 'pw', denied)
+    assert change and '1045' in why and warning is None
+    # an old error while the thread runs again does not count
+    assert rep.password_decision('on_create', None, 'pw', status(Last_IO_Errno=1045))[0] is False
+
+
+def test_always_compares_the_stored_password():
+    assert rep.password_decision('always', 'pw', 'pw', status()) == (False, None, None)
+    change, why, warning = rep.password_decision('always', 'old', 'pw', status())
+    assert change and 'differs' in why and 'old' not in why and 'pw' not in why.replace('password', '')
+    change, why, warning = rep.password_decision('always', None, 'pw', status())
+    assert change is False and 'cannot be read' in warning
+
+
+# --- options -------------------------------------------------------------------------------
+
+def test_valid_options():
+    assert mariadb_replica.check_params(params()) == []
+    assert mariadb_replica.check_params(params(state='absent', primary_host=None, primary_password=None)) == []
+
+
+@pytest.mark.parametrize('change, fragment', [
+    (dict(primary_host='localhost'), "primary_host: 'localhost'"),
+    (dict(primary_host=''), 'primary_host: required'),
+    (dict(primary_port=0), 'primary_port: 0 is not a TCP port'),
+    (dict(login_port=70000), 'login_port: 70000'),
+    (dict(wait_timeout=-1), 'wait_timeout: must be 0 or more'),
+    (dict(max_lag=-5), 'max_lag: must be 0 or more'),
+    (dict(primary_connect_retry=0), 'primary_connect_retry: must be at least 1'),
+    (dict(connect_timeout=0), 'connect_timeout: must be at least 1'),
+    (dict(databases=['mail', 'mail']), "databases[1]: 'mail' is listed twice"),
+    (dict(databases=['mysql']), "databases[0]: 'mysql' is a system database"),
+    (dict(databases=['']), "databases[0]: '' is not a database name"),
+    (dict(databases=[]), 'databases: must name at least one'),
+    (dict(create_primary_user=True, primary_login_user=None), 'create_primary_user: needs primary_login_user'),
+    (dict(primary_ssl_ca='/ca.pem'), 'primary_ssl_ca: only with primary_ssl=true'),
+    (dict(primary_ssl_verify_server_cert=True), 'primary_ssl_verify_server_cert: only with primary_ssl=true'),
+    (dict(connection_name='x' * 65), 'connection_name: at most 64'),
+    (dict(primary_password='p' * 97), 'primary_password: at most 96 characters'),
+    (dict(primary_password='two\nlines'), 'primary_password: must not contain a line break'),
+])
+def test_invalid_options_name_the_option(change, fragment):
+    errors = mariadb_replica.check_params(params(**change))
+    assert any(fragment in e for e in errors), errors
+    assert not [e for e in errors if 'ppppp' in e or 'two' in e]  # never the password itself
+
+
+def test_quote_ident():
+    assert mariadb_replica.quote_ident('mail') == '`mail`'
+    assert mariadb_replica.quote_ident('we`ird') == '`we``ird`'
