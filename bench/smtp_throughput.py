@@ -71,8 +71,8 @@ def run(cmd, check=True, input_text=None, timeout=None):
     proc = subprocess.run(cmd, input=input_text, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
-        raise SystemExit('command failed (rc %d): %s\n%s%s' % (proc.returncode, ' '.join(cmd),
-                                                             proc.stdout[-3000:], proc.stderr[-3000:]))
+        raise SystemExit('command failed (rc %d): %s\n%s%s'
+                         % (proc.returncode, ' '.join(cmd), proc.stdout[-3000:], proc.stderr[-3000:]))
     return proc
 
 
@@ -177,7 +177,7 @@ def sink_rate(mx_addr, messages):
     run(['podman', 'exec', '-d', PREFIX + 'mx1', '/usr/sbin/smtp-sink', '-u', 'postfix',
          '0.0.0.0:%d' % SINK_PORT, '256'])
     try:
-        for _ in range(50):
+        for _attempt in range(50):
             if sh('mx1', 'ss -ltn | grep -q ":%d "' % SINK_PORT, check=False).returncode == 0:
                 break
             time.sleep(0.1)
@@ -230,7 +230,7 @@ def spamassassin_limit(sample, cores, messages):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--smoke', action='store_true', help='small counts: proves the benchmark works')
     parser.add_argument('--keep', action='store_true', help='keep containers this run created')
     parser.add_argument('--no-converge', action='store_true', help='the lab is converged already')
@@ -268,14 +268,14 @@ def measure(sizes):
     stock_maildir = maildir_new('stock1', STOCK_USER)
 
     sink = sink_rate(mx_addr, sizes['sink'])
-    stock, _ = delivered_rate('stock', 'stock1', stock_maildir, stock_addr, STOCK_USER, sizes['stock'],
-                              timeout=600)
-    direct, _ = without_filter(lambda: delivered_rate('direct', 'mx1', mx_maildir, mx_addr, USER,
-                                                      sizes['direct'], timeout=600))
+    stock = delivered_rate('stock', 'stock1', stock_maildir, stock_addr, STOCK_USER, sizes['stock'],
+                           timeout=600)[0]
+    direct = without_filter(lambda: delivered_rate('direct', 'mx1', mx_maildir, mx_addr, USER,
+                                                   sizes['direct'], timeout=600))[0]
     sample = sh('mx1', 'f=$(ls -U %s/new | head -n 1); cat "%s/new/$f"' % (mx_maildir, mx_maildir)).stdout
     # Warm amavisd-new's children up before the timed run.
     delivered_rate('filtered warm-up', 'mx1', mx_maildir, mx_addr, USER, 2 * cores, timeout=300)
-    filtered, _ = delivered_rate('filtered', 'mx1', mx_maildir, mx_addr, USER, sizes['filtered'], timeout=1800)
+    filtered = delivered_rate('filtered', 'mx1', mx_maildir, mx_addr, USER, sizes['filtered'], timeout=1800)[0]
     headers = sh('mx1', 'f=$(ls -U %s/new | head -n 1); grep -c "^X-Virus-Scanned:" "%s/new/$f"'
                  % (mx_maildir, mx_maildir), check=False).stdout.strip()
     if headers != '1':
