@@ -25,7 +25,9 @@ need_root() { [[ $(id -u) -eq 0 ]] || { echo "lab: $1 needs root" >&2; exit 1; }
 prepare() {
   need_root "preparing the host"
   local missing=()
-  for pkg in podman runc netavark aardvark-dns debootstrap uidmap slirp4netns; do
+  # netavark sets up container networks with iptables: without it every
+  # container on a lab network fails to start ("netavark: No such file or directory").
+  for pkg in podman runc netavark aardvark-dns iptables debootstrap uidmap slirp4netns; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
