@@ -67,6 +67,14 @@ def _backup_mx(g, errors):
     elif len(g['mail_db']) > 1:
         errors.append("backup_mx: group 'mail_db' has %d hosts (%s); one primary database"
                       % (len(g['mail_db']), _join(g['mail_db'])))
+    no_replica = backup - set(g['mail_db_replica'])
+    if no_replica:
+        errors.append("backup_mx: %s must also be in 'mail_db_replica': the backup answers recipient lookups "
+                      "from its own replica of the mail database while the primary is down" % _join(no_replica))
+    extra = set(g['mail_db_replica']) - backup
+    if extra:
+        errors.append("backup_mx: 'mail_db_replica' (%s) holds hosts that are not backup MX hosts"
+                      % _join(extra))
     both = backup & (mx | set(g['mail_store']))
     if both:
         errors.append("backup_mx: %s is in 'mail_backup_mx' and also in 'mail_mx' or 'mail_store'; "

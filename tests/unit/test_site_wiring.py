@@ -19,7 +19,7 @@ def test_role_groups_match_the_plays():
         for role in play.get("roles", []):
             name = (role["role"] if isinstance(role, dict) else role).split(".")[-1]
             groups = ["all" if g == "all" else g for g in play["hosts"].split(":") if not g.startswith("!")]
-            seen[name] = groups
+            seen.setdefault(name, []).extend(groups)
             assert "vars/wiring.yml" in play.get("vars_files", []), play["name"]
     assert seen == wiring
 

@@ -56,6 +56,14 @@ def test_backup_mx_without_primary_names_the_missing_group():
     assert any("'mail_db' is empty" in e for e in d["errors"])
 
 
+def test_backup_mx_needs_its_own_replica():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_backup_mx=["mx2"],
+               mail_db_replica=["db9"])
+    assert ("backup_mx: mx2 must also be in 'mail_db_replica': the backup answers recipient lookups from its "
+            "own replica of the mail database while the primary is down") in d["errors"]
+    assert "backup_mx: 'mail_db_replica' (db9) holds hosts that are not backup MX hosts" in d["errors"]
+
+
 def test_backup_mx_must_be_another_host():
     d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_backup_mx=["mx1"])
     assert any("mx1 is in 'mail_backup_mx' and also in 'mail_mx'" in e for e in d["errors"])
