@@ -143,6 +143,9 @@ def test_nothing_lost_while_the_primary_is_down(host, mx1, mx2):
                                if any(r["address"] == "alice@example.test" for r in m["recipients"])], 60)
         assert len(queued) == FAILOVER_MESSAGES
         assert len(maildir_files(mx1, "alice")) == before
+        # With the primary down, mx2 still refuses an unknown recipient at RCPT time.
+        code, msg = smtp(host, "mx2.example.test", "nobody@example.test")
+        assert code == 550, msg
     finally:
         mx1.check_output("systemctl start postfix")
     # mx2 retries the primary (every 10 s here) and delivers everything.
