@@ -608,7 +608,6 @@ class Plan(object):
         self._removal_set = set()
         self.touched = set()      # folders whose messages change
         self.uidlist_changed = set()  # folders whose dovecot-uidlist is replaced
-        self.rename_targets = set()
 
     @property
     def target_changes(self):
@@ -709,7 +708,6 @@ def plan_messages(plan, src, dst, opts):
         # changed messages make the mailbox's Maildir++ quota file and list index stale
         for top in sorted(set(_top_maildir(f, dst.maildirs) for f in plan.touched if f in dst.maildirs)):
             plan.remove_index(top, dst.index_files.get(top, ()), ROOT_INDEX_RE)
-    plan.rename_targets = set(new for old, new in plan.renames)
     return plan
 
 
@@ -737,14 +735,6 @@ def _unlink(path):
     except (IOError, OSError) as e:
         if e.errno != errno.ENOENT:
             raise
-
-
-def _unlink_quiet(path):
-    try:
-        os.unlink(path)
-    except (IOError, OSError) as e:
-        if e.errno != errno.ENOENT:
-            raise SyncError('dest: cannot remove %s: %s' % (path, e.strerror or e))
 
 
 def remove_trash(paths):
@@ -1067,8 +1057,11 @@ class MaildirSync(object):
             if self.dest.remote:
                 self.apply_remote((), plan.deletions)
             elif not self.check_mode:
-                for rel in plan.deletions:
-                    _unlink_quiet(os.path.join(self.dest.path, rel))
+                try:
+                    for rel in plan.deletions:
+                        _unlink(os.path.join(self.dest.path, rel))
+                except (IOError, OSError) as e:
+                    raise SyncError('dest: cannot remove %s: %s' % (e.filename, e.strerror or e))
         return self.result(' && '.join(cmds), rc_max, parse_items(out), vanished, plan, src, dst)
 
     def _rsync(self, argv, plan, data=None):

@@ -37,7 +37,9 @@ def _conftest():
     return mod
 
 
-Runner = _conftest().Runner
+_BASE = _conftest()
+Runner = _BASE.Runner
+free_port = _BASE._free_port  # pylint: disable=protected-access
 COUNTS = ('new', 'flag_changes', 'duplicates_removed', 'updated', 'deleted', 'other_files', 'dirs_created',
           'indexes_rebuilt', 'unchanged', 'vanished', 'bytes_transferred')
 T0 = 1700000000
@@ -282,14 +284,6 @@ def test_options_reach_rsync(playbook, tmp_path):
 
 
 # --- errors: clear, and nothing touched -------------------------------------------------------------
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 def test_errors_touch_nothing(playbook, tmp_path):
     src, dst = synced_pair(tmp_path)
