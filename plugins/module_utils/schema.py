@@ -14,13 +14,16 @@ concurrent runs from applying the same migration twice.
 Postfix and Dovecot read these tables (read-only accounts), for example::
 
     # Postfix virtual_mailbox_domains
-    SELECT 1 FROM domain WHERE name = '%s' AND active = 1 AND kind = 'local'
-    # Postfix relay_domains (backup MX)
-    SELECT 1 FROM domain WHERE name = '%s' AND active = 1 AND kind = 'relay'
-    # Postfix virtual_mailbox_maps / transport_maps (sharded: the mailbox host)
+    SELECT name FROM domain WHERE name = '%s' AND active = 1 AND kind = 'local'
+    # Postfix relay_domains (the mail server: accepted here, forwarded to relay_host)
+    SELECT name FROM domain WHERE name = '%s' AND active = 1 AND kind = 'relay'
+    # Postfix transport_maps (the mail server: the next hop of a relay domain)
+    SELECT CONCAT('relay:', relay_host) FROM domain
+        WHERE name = '%s' AND active = 1 AND kind = 'relay' AND relay_host <> ''
+    # Postfix relay_domains (backup MX: it relays the local domains to the primary)
+    SELECT name FROM domain WHERE name = '%s' AND active = 1 AND kind = 'local'
+    # Postfix virtual_mailbox_maps
     SELECT maildir FROM mailbox WHERE email = '%s' AND active = 1
-    SELECT CONCAT('lmtp:[', h.address, ']:24') FROM mailbox m
-        JOIN mailbox_host h ON h.name = m.mailbox_host WHERE m.email = '%s' AND m.active = 1
     # Postfix virtual_alias_maps
     SELECT destination FROM alias WHERE source = '%s' AND active = 1
     # Dovecot passdb / userdb
@@ -89,6 +92,11 @@ MIGRATIONS = [
             CONSTRAINT alias_domain_fk FOREIGN KEY (domain) REFERENCES domain (name)
                 ON UPDATE CASCADE ON DELETE RESTRICT
         ) %s""" % _TABLE_OPTS,
+    ]),
+    (2, 'domain.relay_host: next hop of a relay domain', [
+        # IF NOT EXISTS: safe to re-run after a failure between the ALTER
+        # (committed implicitly) and the schema_version row.
+        'ALTER TABLE domain ADD COLUMN IF NOT EXISTS relay_host VARCHAR(255) NULL DEFAULT NULL AFTER kind',
     ]),
 ]
 

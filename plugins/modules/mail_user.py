@@ -13,7 +13,7 @@ short_description: Provision mail users (virtual mailboxes) in the Postfix/Dovec
 version_added: 0.1.0
 description:
   - Creates, changes or removes mailboxes in the C(mailbox) table that Postfix
-    (C(virtual_mailbox_maps), C(transport_maps)) and Dovecot (passdb, userdb) read.
+    (C(virtual_mailbox_maps)) and Dovecot (passdb, userdb) read.
   - Passwords are hashed with passlib into a scheme Dovecot verifies, stored in Dovecot's
     C({SCHEME}hash) form, with the cost C(doveadm pw) uses by default.
   - One user (O(email)) or many (O(users) or O(csv)) per task. The bulk form validates every

@@ -69,6 +69,61 @@ def test_schema_upgrade_appends_migrations(empty_db, monkeypatch):
     assert schema.migrate(conn) == (extra[0], extra[0], [])
 
 
+def test_schema_upgrade_1_to_2_keeps_rows(ansible, empty_db):
+    """A database with migration 1 only: mail_domain asks for the upgrade, which adds
+    domain.relay_host and keeps every row."""
+    r = ansible.run('mail_schema', {'version': 1})
+    assert r['changed'] and (r['version_before'], r['version_after']) == (0, 1)
+    assert 'relay_host' not in [c[0] for c in empty_db.query('SHOW COLUMNS FROM domain')]
+    empty_db.execute("INSERT INTO domain (name, kind, active) VALUES ('example.org', 'local', 1), "
+                     "('example.net', 'relay', 1), ('old.example', 'local', 0)")
+    empty_db.execute("INSERT INTO mailbox_host (name, address) VALUES ('store1', '10.0.0.1')")
+    empty_db.execute("INSERT INTO mailbox (email, local_part, domain, password, quota, mailbox_host, maildir) "
+                     "VALUES ('a@example.org', 'a', 'example.org', '{PLAIN}x', 1024, 'store1', 'example.org/a/')")
+    empty_db.execute("INSERT INTO alias (source, destination, domain) "
+                     "VALUES ('postmaster@example.org', 'a@example.org', 'example.org')")
+
+    def rows():
+        return dict((t, empty_db.query('SELECT * FROM %s ORDER BY 1' % t))
+                    for t in ('mailbox_host', 'mailbox', 'alias'))
+
+    domains = empty_db.query('SELECT name, kind, active, created FROM domain ORDER BY name')
+    others = rows()
+    r = ansible.run('mail_domain', {'name': 'example.net', 'relay_host': '[192.0.2.7]:25'})
+    assert r['failed'] and 'at version 1, this module needs 2' in r['msg'] and 'mail_schema' in r['msg']
+    r = ansible.run('mail_schema', {}, check_mode=True)
+    assert r['changed'] and (r['version_before'], r['version_after']) == (1, 2)
+    assert r['applied'] == ['2: domain.relay_host: next hop of a relay domain']
+    assert 'relay_host' not in [c[0] for c in empty_db.query('SHOW COLUMNS FROM domain')]
+    r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
+    assert r1['changed'] and (r1['version_before'], r1['version_after']) == (1, 2)
+    assert not r2['changed'] and r2['version_before'] == r2['version_after'] == 2
+    columns = [c[0] for c in empty_db.query('SHOW COLUMNS FROM domain')]
+    assert columns[:3] == ['name', 'kind', 'relay_host']
+    assert empty_db.query('SELECT name, kind, active, created FROM domain ORDER BY name') == domains
+    assert empty_db.scalar('SELECT COUNT(*) FROM domain WHERE relay_host IS NOT NULL') == 0
+    assert rows() == others
+    assert [v for v, in empty_db.query('SELECT version FROM schema_version ORDER BY version')] == [1, 2]
+    # the relay domain from before the upgrade has no next hop: it is asked for, then stored
+    r = ansible.run('mail_domain', {'name': 'example.net', 'active': True})
+    assert r['failed'] and 'example.net: relay_host: is required: the domain is of kind relay' in r['msg']
+    r = ansible.run('mail_domain', {'name': 'example.net', 'relay_host': '[192.0.2.7]:25'})
+    assert r['changed'] and r['updated'] == 1
+    assert empty_db.scalar("SELECT relay_host FROM domain WHERE name = 'example.net'") == '[192.0.2.7]:25'
+
+
+def test_schema_migration_2_rerun_after_partial_apply(empty_db):
+    """The ALTER of migration 2 committed but its schema_version row missing (a run that died
+    in between): re-running the migration succeeds."""
+    conn = empty_db.conn
+    assert schema.migrate(conn, target=1)[:2] == (0, 1)
+    for stmt in schema.MIGRATIONS[1][2]:
+        empty_db.execute(stmt)
+    empty_db.execute("INSERT INTO domain (name, kind, relay_host) VALUES ('example.net', 'relay', '[192.0.2.7]')")
+    assert schema.migrate(conn)[:2] == (1, 2)
+    assert empty_db.query('SELECT name, relay_host FROM domain') == (('example.net', '[192.0.2.7]'),)
+
+
 def test_modules_require_schema(ansible, empty_db):
     r = ansible.run('mail_domain', {'name': 'example.org'})
     assert r['failed'] and 'mail_schema' in r['msg']
@@ -79,23 +134,30 @@ def test_modules_require_schema(ansible, empty_db):
 def test_domain_create_idempotent_check_diff(ansible, db):
     r = ansible.run('mail_domain', {'name': 'Example.ORG.'}, check_mode=True, diff=True)
     assert r['changed'] and r['created'] == 1
-    assert r['diff']['after']['example.org'] == {'name': 'example.org', 'kind': 'local', 'active': True}
+    assert r['diff']['after']['example.org'] == {'name': 'example.org', 'kind': 'local', 'relay_host': None,
+                                                 'active': True}
     assert db.scalar('SELECT COUNT(*) FROM domain') == 0
     r1, r2, r3 = ansible.tasks([
         ('mail_domain', {'name': 'example.org'}, {}),
         ('mail_domain', {'name': 'example.org'}, {}),
-        ('mail_domain', {'name': 'example.org', 'kind': 'relay', 'active': False}, {'diff': True}),
+        ('mail_domain', {'name': 'example.org', 'kind': 'relay', 'relay_host': '[192.0.2.7]:25', 'active': False},
+         {'diff': True}),
     ])
     assert r1['changed'] and r1['created'] == 1
+    assert r1['domain'] == {'name': 'example.org', 'kind': 'local', 'relay_host': None, 'active': True}
     assert not r2['changed'] and r2['unchanged'] == 1
     assert r3['changed'] and r3['updated'] == 1
-    assert r3['diff']['before']['example.org']['kind'] == 'local'
-    assert r3['diff']['after']['example.org']['kind'] == 'relay'
-    assert db.query('SELECT name, kind, active FROM domain') == (('example.org', 'relay', 0),)
+    assert r3['diff']['before']['example.org'] == {'name': 'example.org', 'kind': 'local', 'relay_host': None,
+                                                   'active': True}
+    assert r3['diff']['after']['example.org'] == {'name': 'example.org', 'kind': 'relay',
+                                                  'relay_host': '[192.0.2.7]:25', 'active': False}
+    assert db.query('SELECT name, kind, relay_host, active FROM domain') == (
+        ('example.org', 'relay', '[192.0.2.7]:25', 0),)
 
 
 def test_domain_bulk_and_absent(ansible, db):
-    r = ansible.run('mail_domain', {'domains': ['a.example', {'name': 'b.example', 'kind': 'relay'}, 'c.example'],
+    r = ansible.run('mail_domain', {'domains': ['a.example', {'name': 'b.example', 'kind': 'relay',
+                                                              'relay_host': '[relay.example.net]'}, 'c.example'],
                                     'report_items': True})
     assert r['created'] == 3 and sorted(r['items']['created']) == ['a.example', 'b.example', 'c.example']
     db.execute("INSERT INTO mailbox (email, local_part, domain, password, maildir) "
@@ -109,6 +171,146 @@ def test_domain_bulk_and_absent(ansible, db):
     r = ansible.run('mail_domain', {'domains': ['a.example', 'bad_domain', 'a.example']})
     assert r['failed']
     assert 'domains[1] (bad_domain): name:' in r['msg'] and 'domains[2] (a.example): name: duplicate' in r['msg']
+
+
+def test_relay_domain_relay_host(ansible, db):
+    args = {'name': 'example.net', 'kind': 'relay', 'relay_host': '[192.0.2.7]:25'}
+    # check mode: reported, not written
+    r = ansible.run('mail_domain', args, check_mode=True, diff=True)
+    assert r['changed'] and r['created'] == 1
+    assert r['diff']['after']['example.net'] == {'name': 'example.net', 'kind': 'relay',
+                                                 'relay_host': '[192.0.2.7]:25', 'active': True}
+    assert db.scalar('SELECT COUNT(*) FROM domain') == 0
+    r1, r2, r3 = ansible.tasks([
+        ('mail_domain', args, {}),
+        ('mail_domain', args, {}),
+        # kind and relay_host omitted: both kept
+        ('mail_domain', {'name': 'example.net'}, {}),
+    ])
+    assert r1['changed'] and r1['created'] == 1
+    assert r1['domain'] == {'name': 'example.net', 'kind': 'relay', 'relay_host': '[192.0.2.7]:25', 'active': True}
+    assert not r2['changed'] and r2['unchanged'] == 1
+    assert not r3['changed'] and r3['domain']['relay_host'] == '[192.0.2.7]:25'
+    assert db.query('SELECT name, kind, relay_host, active FROM domain') == (
+        ('example.net', 'relay', '[192.0.2.7]:25', 1),)
+    # a new next hop: check mode reports it without writing, then it is written
+    r = ansible.run('mail_domain', {'name': 'example.net', 'relay_host': 'Relay.Example.NET:2525'},
+                    check_mode=True, diff=True)
+    assert r['changed'] and r['updated'] == 1
+    assert r['diff']['before']['example.net']['relay_host'] == '[192.0.2.7]:25'
+    assert r['diff']['after']['example.net']['relay_host'] == 'relay.example.net:2525'
+    assert db.scalar('SELECT relay_host FROM domain') == '[192.0.2.7]:25'
+    r1, r2 = ansible.tasks([
+        ('mail_domain', {'name': 'example.net', 'relay_host': 'Relay.Example.NET:2525'}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay', 'relay_host': 'relay.example.net:2525'}, {}),
+    ])
+    assert r1['changed'] and r1['updated'] == 1 and r1['domain']['relay_host'] == 'relay.example.net:2525'
+    assert not r2['changed']
+    assert db.scalar('SELECT relay_host FROM domain') == 'relay.example.net:2525'
+    # IPv6 in brackets, stored compressed; the same address written otherwise is no change
+    r1, r2 = ansible.tasks([
+        ('mail_domain', {'name': 'example.net', 'relay_host': '[2001:DB8:0::7]:25'}, {}),
+        ('mail_domain', {'name': 'example.net', 'relay_host': '[2001:db8::7]:25'}, {}),
+    ])
+    assert r1['changed'] and not r2['changed']
+    assert db.scalar('SELECT relay_host FROM domain') == '[2001:db8::7]:25'
+    # relay -> local clears the next hop
+    r = ansible.run('mail_domain', {'name': 'example.net', 'kind': 'local'}, diff=True)
+    assert r['changed'] and r['updated'] == 1
+    assert r['diff']['after']['example.net'] == {'name': 'example.net', 'kind': 'local', 'relay_host': None,
+                                                 'active': True}
+    assert db.query('SELECT kind, relay_host FROM domain') == (('local', None),)
+    # local -> relay needs a next hop again (the old one is gone)
+    r = ansible.run('mail_domain', {'name': 'example.net', 'kind': 'relay'})
+    assert r['failed'] and 'example.net: relay_host: is required for kind relay' in r['msg']
+    assert db.query('SELECT kind, relay_host FROM domain') == (('local', None),)
+
+
+def test_relay_host_errors_name_the_field(ansible, db):
+    setup_domains(db, 'local.example')
+    setup_domains(db, 'old-relay.example', kind='relay')  # a relay row without a next hop (schema 1)
+    results = ansible.tasks([
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay'}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay', 'relay_host': ''}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'local', 'relay_host': '[192.0.2.7]:25'}, {}),
+        ('mail_domain', {'name': 'example.net', 'relay_host': '[192.0.2.7]:25'}, {}),
+        ('mail_domain', {'name': 'local.example', 'relay_host': '[192.0.2.7]:25'}, {}),
+        ('mail_domain', {'name': 'old-relay.example', 'active': False}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay', 'relay_host': 'relay.example.net:99999'}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay', 'relay_host': '2001:db8::7'}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay', 'relay_host': '[a b]'}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay', 'relay_host': '[192.0.2.7],[192.0.2.8]'}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay', 'relay_host': '192.0.2.7:25'}, {}),
+        ('mail_domain', {'name': 'example.net', 'kind': 'relay', 'relay_host': 'relay:[192.0.2.7]'}, {}),
+    ])
+    expected = [
+        'example.net: relay_host: is required for kind relay',
+        'example.net: relay_host: is required for kind relay',
+        'example.net: relay_host: only applies to kind relay, not kind local',
+        # a new domain is of kind local
+        'example.net: relay_host: only applies to kind relay; the domain is of kind local',
+        'local.example: relay_host: only applies to kind relay; the domain is of kind local',
+        'old-relay.example: relay_host: is required: the domain is of kind relay and has no relay_host',
+        "example.net: relay_host: 'relay.example.net:99999' has port 99999, outside 1-65535",
+        "example.net: relay_host: '2001:db8::7' looks like an IPv6 address: an IPv6 address must be in brackets",
+        "example.net: relay_host: '[a b]' contains whitespace",
+        "example.net: relay_host: '[192.0.2.7],[192.0.2.8]' contains a comma",
+        "example.net: relay_host: '192.0.2.7:25': an IP address must be in brackets, for example [192.0.2.7]:25",
+        "example.net: relay_host: 'relay:[192.0.2.7]': brackets must enclose",
+    ]
+    assert len(results) == len(expected)
+    for r, needle in zip(results, expected):
+        assert r['failed'] and not r['changed'] and needle in r['msg'], (needle, r['msg'])
+    assert db.query('SELECT name, kind, relay_host, active FROM domain ORDER BY name') == (
+        ('local.example', 'local', None, 1), ('old-relay.example', 'relay', None, 1))
+    # the relay row without a next hop is fixed by giving it one
+    r = ansible.run('mail_domain', {'name': 'old-relay.example', 'relay_host': '[192.0.2.9]', 'active': False})
+    assert r['changed'] and r['updated'] == 1
+    assert db.query("SELECT relay_host, active FROM domain WHERE name = 'old-relay.example'") == (('[192.0.2.9]', 0),)
+
+
+def test_relay_host_bulk_form(ansible, db):
+    setup_domains(db, 'local.example')
+    domains = [
+        {'name': 'a.example', 'kind': 'relay', 'relay_host': '[192.0.2.7]:25'},
+        {'name': 'b.example', 'kind': 'relay', 'relay_host': 'relay.example.net:99999'},
+        {'name': 'c.example', 'kind': 'relay', 'relay_host': '[2001:db8::7]:25'},
+        {'name': 'd.example', 'kind': 'local', 'relay_host': '[192.0.2.7]'},
+    ]
+    r = ansible.run('mail_domain', {'domains': domains})
+    assert r['failed'] and len(r['errors']) == 2, r['errors']
+    assert r['errors'][0].startswith("domains[1] (b.example): relay_host: 'relay.example.net:99999' has port")
+    assert r['errors'][1].startswith('domains[3] (d.example): relay_host: only applies to kind relay')
+    assert db.scalar('SELECT COUNT(*) FROM domain') == 1
+    # errors found against the database name the entry too
+    r = ansible.run('mail_domain', {'domains': [
+        domains[0],
+        {'name': 'local.example', 'relay_host': '[192.0.2.8]'},
+        {'name': 'e.example', 'kind': 'relay'},
+    ]})
+    assert r['failed'] and len(r['errors']) == 2, r['errors']
+    assert r['errors'][0].startswith('domains[1] (local.example): relay_host: only applies to kind relay')
+    assert r['errors'][1].startswith('domains[2] (e.example): relay_host: is required for kind relay')
+    assert db.scalar('SELECT COUNT(*) FROM domain') == 1
+    good = [domains[0], dict(domains[1], relay_host='relay.example.net:2525'), domains[2], 'd.example']
+    r = ansible.run('mail_domain', {'domains': good}, check_mode=True)
+    assert r['changed'] and r['created'] == 4
+    assert db.scalar('SELECT COUNT(*) FROM domain') == 1
+    r1, r2 = ansible.tasks([('mail_domain', {'domains': good}, {}), ('mail_domain', {'domains': good}, {})])
+    assert r1['changed'] and r1['created'] == 4
+    assert not r2['changed'] and r2['unchanged'] == 4
+    assert db.query('SELECT name, kind, relay_host FROM domain ORDER BY name') == (
+        ('a.example', 'relay', '[192.0.2.7]:25'), ('b.example', 'relay', 'relay.example.net:2525'),
+        ('c.example', 'relay', '[2001:db8::7]:25'), ('d.example', 'local', None), ('local.example', 'local', None))
+    # one changed next hop and one relay turned local; the rest unchanged
+    r = ansible.run('mail_domain', {'domains': [dict(domains[0], relay_host='[192.0.2.70]:25'),
+                                                {'name': 'b.example', 'kind': 'local'}, domains[2]],
+                                    'report_items': True}, diff=True)
+    assert r['changed'] and r['updated'] == 2 and r['unchanged'] == 1
+    assert sorted(r['items']['updated']) == ['a.example', 'b.example'] and r['items']['unchanged'] == ['c.example']
+    assert r['diff']['after']['b.example']['relay_host'] is None
+    assert db.query("SELECT name, kind, relay_host FROM domain WHERE name IN ('a.example', 'b.example') "
+                    "ORDER BY name") == (('a.example', 'relay', '[192.0.2.70]:25'), ('b.example', 'local', None))
 
 
 def test_mail_host(ansible, db):
@@ -350,9 +552,21 @@ def test_aliases(ansible, db):
         {'source': 'a@missing.example', 'destinations': ['x@example.org']},
         {'source': 'b@example.org', 'destinations': ['not an address']},
     ]})
+    # Two errors in that input, found in two phases: the bad destination of aliases[2] when the
+    # input is read (nothing else is looked at then), the missing domain of aliases[1] against the
+    # database once the input is valid. Each is asserted on its own.
     assert r['failed']
-    assert "aliases[1] (a@missing.example): source: domain 'missing.example' is not present" in r['msg'] \
-        or "aliases[2] (b@example.org): destinations:" in r['msg']
+    assert "aliases[2] (b@example.org): destinations: 'not an address' is not an email address" in r['msg']
+    assert 'aliases[1]' not in r['msg']  # the database phase was not reached
+    assert db.scalar('SELECT COUNT(*) FROM alias') == 3
+    r = ansible.run('mail_alias', {'aliases': [
+        {'source': 'ok@example.org', 'destinations': ['x@example.org']},
+        {'source': 'a@missing.example', 'destinations': ['x@example.org']},
+        {'source': 'b@example.org', 'destinations': ['b.real@example.org']},
+    ]})
+    assert r['failed']
+    assert "aliases[1] (a@missing.example): source: domain 'missing.example' is not present" in r['msg']
+    assert 'aliases[2]' not in r['msg']
     assert db.scalar('SELECT COUNT(*) FROM alias') == 3
 
 

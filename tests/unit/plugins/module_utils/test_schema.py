@@ -23,3 +23,20 @@ def test_tables_are_innodb_utf8mb4():
 def test_pending():
     assert [m[0] for m in schema.pending(0)] == [m[0] for m in schema.MIGRATIONS]
     assert schema.pending(schema.LATEST) == []
+
+
+def test_alter_statements_can_be_rerun():
+    """DDL commits implicitly: a migration that died before its schema_version row is applied
+    again, so its ALTERs must not fail on a column that is already there."""
+    for version, description, statements in schema.MIGRATIONS:
+        for stmt in statements:
+            text = ' '.join(stmt.upper().split())
+            if text.startswith('ALTER TABLE') and ' ADD COLUMN ' in text:
+                assert ' ADD COLUMN IF NOT EXISTS ' in text, (version, stmt)
+
+
+def test_migration_2_adds_relay_host():
+    version, description, statements = schema.MIGRATIONS[1]
+    assert version == 2 and 'relay_host' in description
+    assert statements == ['ALTER TABLE domain ADD COLUMN IF NOT EXISTS relay_host VARCHAR(255) NULL DEFAULT NULL '
+                          'AFTER kind']
