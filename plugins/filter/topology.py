@@ -18,6 +18,10 @@ MAIL_GROUPS = (
 
 TOPOLOGIES = ('single', 'backup_mx', 'nfs_shared', 'sharded')
 
+# Topologies whose roles this collection has; an inventory that makes another
+# one is refused, saying so, rather than converged into something else.
+BUILT = ('single', 'backup_mx')
+
 
 def _hosts(groups, name):
     return list(groups.get(name) or [])
@@ -145,6 +149,9 @@ def mail_topology(groups):
         errors.append("no topology: the inventory has none of the groups that define one "
                       "('mail_mx' and 'mail_store' for single, plus 'mail_backup_mx' for backup_mx, "
                       "'mail_nfs' for nfs_shared, 'mail_smtp' and 'mail_proxy' for sharded)")
+    if topology in TOPOLOGIES and topology not in BUILT:
+        errors.append("%s: this version of the collection cannot build the %s topology yet (its roles are "
+                      "not written); the topologies it builds are %s" % (topology, topology, ', '.join(BUILT)))
     if len(g['mail_filter']) > 1:
         # Postfix's content_filter names one next hop; several filter hosts
         # behind one name are not built yet.
@@ -169,7 +176,9 @@ def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine'):
         if host not in addresses:
             missing.append(host)
         else:
-            records.append({'name': name, 'type': 'A', 'value': addresses[host]})
+            # AAAA for a host reached over IPv6.
+            kind = 'AAAA' if ':' in addresses[host] else 'A'
+            records.append({'name': name, 'type': kind, 'value': addresses[host]})
 
     hosts = []
     for name in MAIL_GROUPS:
@@ -211,20 +220,6 @@ def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine'):
     }
 
 
-def mail_addresses(hostvars, hosts):
-    """Address of each host: its mailstack_address, else its IPv4 fact."""
-    found = {}
-    for host in hosts:
-        hv = hostvars[host]
-        address = hv.get('mailstack_address') if 'mailstack_address' in hv else None
-        if not address:
-            facts = hv.get('ansible_facts') or {}
-            address = (facts.get('default_ipv4') or {}).get('address')
-        if address:
-            found[host] = address
-    return found
-
-
 class FilterModule(object):
     def filters(self):
-        return {'mail_topology': mail_topology, 'mail_dns_zone': mail_dns_zone, 'mail_addresses': mail_addresses}
+        return {'mail_topology': mail_topology, 'mail_dns_zone': mail_dns_zone}

@@ -1,7 +1,9 @@
 """Every role documents every variable it reads, and the documents agree.
 
 - each variable in defaults/main.yml is an option of meta/argument_specs.yml
-  (entry point `main`) and the other way round;
+  (entry point `main`; an internal role such as `_common`, which has only
+  task files other roles include, documents each in an entry point of its
+  own) and the other way round;
 - each option's `default` is exactly the value in defaults/main.yml;
 - each option has a type and a description;
 - public variables carry the role's prefix, internal ones in vars/ the
@@ -26,13 +28,24 @@ def role(request):
     return request.param
 
 
-def test_roles_exist():
-    assert ROLES, "no roles found"
+def test_every_role_is_wired_or_internal():
+    # The parametrised tests below see every role directory: they are the
+    # roles site.yml runs (the wiring's table) and the internal ones.
+    from ansible_collections.mailops.mailstack.plugins.filter.wiring import ROLES as WIRED
+    assert sorted(r.name for r in ROLES) == sorted(list(WIRED) + ["_common"])
+
+
+def options(role):
+    """Every option of every entry point of the role."""
+    found = {}
+    for entry in load(role / "meta" / "argument_specs.yml")["argument_specs"].values():
+        found.update(entry.get("options", {}))
+    return found
 
 
 def test_defaults_and_specs_agree(role):
     defaults = load(role / "defaults" / "main.yml")
-    specs = load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    specs = options(role)
     assert sorted(defaults) == sorted(k for k, v in specs.items() if "default" in v), (
         "%s: defaults/main.yml and meta/argument_specs.yml name different variables" % role.name)
     for name, value in defaults.items():
@@ -40,9 +53,11 @@ def test_defaults_and_specs_agree(role):
 
 
 def test_options_are_typed_and_described(role):
-    specs = load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]
-    assert specs.get("short_description"), role.name
-    for name, opt in specs["options"].items():
+    entries = load(role / "meta" / "argument_specs.yml")["argument_specs"]
+    assert "main" in entries or role.name.startswith("_"), "%s: no entry point main" % role.name
+    for entry in entries.values():
+        assert entry.get("short_description"), role.name
+    for name, opt in options(role).items():
         assert opt.get("type"), "%s: option %s has no type" % (role.name, name)
         assert opt.get("description"), "%s: option %s has no description" % (role.name, name)
         if "default" not in opt:

@@ -1,0 +1,418 @@
+# -*- coding: utf-8 -*-
+# Copyright: mailstack developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turn the topology decision and the inventory into each host's role options
+(see mail_wiring.yml).
+
+Plain Python on plain data: ``wire(groups, hostvars)`` takes the inventory's
+groups and a mapping of each host's variables (Ansible's ``hostvars``, or
+dicts in the unit tests) and returns, for every host, the roles it runs and
+the options those roles get from the topology. An option the inventory sets
+for a host is never in the result: site.yml applies only what is missing, so
+the inventory always wins. Values the wiring reads from other hosts (a port,
+the mail root) are those hosts' effective values: the inventory's, else the
+role's default read from the role's own defaults/main.yml.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import yaml
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mailops.mailstack.plugins.filter.topology import mail_dns_zone, mail_topology
+
+try:
+    import netaddr
+except ImportError:  # pragma: no cover - reported when the filter is used
+    netaddr = None
+
+# Which inventory groups run which role, in the order site.yml applies them
+# (tests/unit/test_site_wiring.py checks site.yml's plays against it).
+ROLE_GROUPS = (
+    ('common', ('all',)),
+    ('dns', ('mail_dns',)),
+    ('mail_database', ('mail_db', 'mail_db_replica')),
+    ('tls', ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx')),
+    ('content_filter', ('mail_filter',)),
+    ('postfix', ('mail_mx', 'mail_backup_mx')),
+    ('dovecot', ('mail_store',)),
+    ('webmail', ('mail_webmail',)),
+    ('backup_mx', ('mail_backup_mx',)),
+)
+ROLES = tuple(name for name, _groups in ROLE_GROUPS)
+
+# Options that take a secret from another variable of the same host. The
+# wiring names the source and never reads the value: site.yml copies it
+# without logging.
+COPIES = (
+    ('postfix', 'postfix_db_password', 'mail_database_postfix_password'),
+    ('dovecot', 'dovecot_db_password', 'mail_database_dovecot_password'),
+)
+
+# Set by site.yml to the names it applied, so that a second wiring in the same
+# run (site.yml imported twice) does not mistake them for the inventory's.
+WIRED_KEYS = 'mailstack__wired_keys'
+
+# Inventory options that hold addresses or networks, checked before any host
+# changes: name -> 'address' (one IP address), 'addresses' (a list of them) or
+# 'networks' (a list of addresses or CIDR networks).
+ADDRESS_OPTIONS = {
+    'mailstack_address': 'address',
+    'common_resolv_nameservers': 'addresses',
+    'content_filter_clients': 'networks',
+    'postfix_mynetworks': 'networks',
+    'postfix_reinject_clients': 'networks',
+    'dovecot_lmtp_listen': 'addresses',
+    'dovecot_auth_listen': 'addresses',
+}
+
+_ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
+_DEFAULTS = {}
+
+
+def role_default(name):
+    """The default of a role option, read from its role's defaults/main.yml."""
+    role = max((r for r in ROLES if name.startswith(r + '_')), key=len, default=None)
+    if role is None:
+        raise AnsibleFilterError('mail_wiring: %s is not an option of any role' % name)
+    if role not in _DEFAULTS:
+        with open(os.path.join(_ROLES_DIR, role, 'defaults', 'main.yml')) as f:
+            _DEFAULTS[role] = yaml.safe_load(f) or {}
+    if name not in _DEFAULTS[role]:
+        raise AnsibleFilterError('mail_wiring: role %s has no option %s' % (role, name))
+    return _DEFAULTS[role][name]
+
+
+def _ip(value):
+    if netaddr is None:
+        raise AnsibleFilterError('mail_wiring needs the Python library netaddr on the controller')
+    text = str(value).strip()
+    if text.startswith('[') and text.endswith(']'):
+        text = text[1:-1]
+    # netaddr also reads '10' or '10.1' as IPv4; only a full dotted quad or an
+    # IPv6 address is an address here.
+    if ':' not in text and text.count('.') != 3:
+        raise ValueError(value)
+    return netaddr.IPAddress(text)
+
+
+def _network(value):
+    text = str(value).strip()
+    if '/' in text:
+        addr, prefix = text.rsplit('/', 1)
+        ip = _ip(addr)
+        if not prefix.isdigit() or int(prefix) > (32 if ip.version == 4 else 128):
+            raise ValueError(value)
+        return netaddr.IPNetwork('%s/%s' % (ip, prefix))
+    return netaddr.IPNetwork(str(_ip(text)))
+
+
+def host_network(address):
+    """One host as a network: 192.0.2.5/32, 2001:db8::5/128."""
+    ip = _ip(address)
+    return '%s/%d' % (ip, 32 if ip.version == 4 else 128)
+
+
+class _Inventory(object):
+    """What the wiring reads from the inventory, with the inventory's own
+    settings told apart from the values the wiring would compute."""
+
+    def __init__(self, groups, hostvars):
+        self.hostvars = hostvars
+        self.errors = []
+        self._addresses = {}
+
+    def vars(self, host):
+        try:
+            return self.hostvars[host]
+        except KeyError:
+            return {}
+
+    def is_set(self, host, name):
+        hv = self.vars(host)
+        if name not in hv:
+            return False
+        wired = hv[WIRED_KEYS] if WIRED_KEYS in hv else ()
+        return name not in (wired or ())
+
+    def get(self, host, name):
+        """The host's effective value of a role option."""
+        if self.is_set(host, name):
+            return self._read(host, name)
+        return role_default(name)
+
+    def get_int(self, host, name):
+        """The effective value of an integer option; a wrong one is an error
+        naming the host and the option (and the role's default stands in)."""
+        value = self.get(host, name)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            self.errors.append("%s: %s: %r is not an integer" % (host, name, value))
+            return int(role_default(name))
+
+    def optional(self, host, name, default=None):
+        return self._read(host, name) if name in self.vars(host) else default
+
+    def _read(self, host, name):
+        try:
+            return self.vars(host)[name]
+        except Exception as e:  # a template of the inventory that cannot be resolved here
+            raise AnsibleFilterError('mail_wiring: %s of host %s cannot be read from the other hosts: %s'
+                                     % (name, host, e))
+
+    def addresses(self, host):
+        """(reach, known): the address other hosts reach this host at, and
+        every address it may connect from. mailstack_address when the
+        inventory sets it (then it is the only one), else the IPv4 and IPv6
+        addresses of the default routes in the host's facts."""
+        if host in self._addresses:
+            return self._addresses[host]
+        explicit = self.optional(host, 'mailstack_address')
+        if explicit:
+            try:
+                reach = str(_ip(explicit))
+            except (ValueError, netaddr.AddrFormatError):
+                reach = None
+            known = [reach] if reach else []
+        else:
+            facts = self.optional(host, 'ansible_facts') or {}
+            known = []
+            for key in ('default_ipv4', 'default_ipv6'):
+                address = (facts.get(key) or {}).get('address')
+                if address:
+                    known.append(str(_ip(address)))
+            reach = known[0] if known else None
+        self._addresses[host] = (reach, known)
+        return reach, known
+
+    def reach(self, host, why):
+        address = self.addresses(host)[0]
+        if address is None:
+            self.errors.append('%s: no address to reach it at (%s): set mailstack_address, or let site.yml '
+                               'gather its facts' % (host, why))
+            return ''
+        return address
+
+
+def address_errors(host, values):
+    """Problems with one host's address and network options: values is
+    {option: value} for the options of ADDRESS_OPTIONS the host sets."""
+    errors = []
+    for name, kind in sorted(ADDRESS_OPTIONS.items()):
+        value = values.get(name)
+        if value is None or value == '':
+            continue
+        if kind == 'address':
+            items = [value]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            errors.append("%s: %s must be a list of %s, not %r" % (host, name, kind, value))
+            continue
+        for item in items:
+            try:
+                (_network if kind == 'networks' else _ip)(item)
+            except (ValueError, TypeError, netaddr.AddrFormatError):
+                what = 'an IP address or CIDR network' if kind == 'networks' else 'an IP address'
+                errors.append("%s: %s: '%s' is not %s" % (host, name, item, what))
+    return errors
+
+
+def _fqdn(inv, host):
+    domain = inv.optional(host, 'mailstack_domain')
+    return '%s.%s' % (host, domain) if domain else None
+
+
+def _wire_host(host, g, topology, inv):
+    """The options of the roles this host runs, as the topology computes them."""
+    roles = [name for name, groups in ROLE_GROUPS
+             if 'all' in groups or any(host in g.get(group, ()) for group in groups)]
+    o = {}
+    fqdn = _fqdn(inv, host)
+    db_hosts = list(g['mail_db']) + list(g['mail_db_replica'])
+    primary_db = g['mail_db'][0] if g['mail_db'] else None
+    filter_host = g['mail_filter'][0] if g['mail_filter'] else None
+    filtering_mx = [h for h in g['mail_mx'] if h not in g['mail_backup_mx']]
+
+    def db_host_seen_from(h):
+        # A database host (primary or replica: a backup MX reads its own
+        # replica) uses the local socket; others reach the primary.
+        if h in db_hosts or primary_db is None:
+            return 'localhost'
+        return inv.reach(primary_db, 'the mail database primary, read by %s' % h)
+
+    if 'dns' in roles:
+        domain = inv.optional(host, 'mailstack_domain')
+        if domain:
+            decision = {'topology': topology, 'groups': g}
+            addresses = {}
+            for other in sorted(set(h for hosts in g.values() for h in hosts)):
+                address = inv.reach(other, 'its records in the zone of %s' % domain)
+                if address:
+                    addresses[other] = address
+            o['dns_zones'] = [mail_dns_zone(decision, domain, addresses)]
+
+    if 'mail_database' in roles:
+        replica = host in g['mail_db_replica']
+        o['mail_database_mode'] = 'replica' if replica else 'primary'
+        o['mail_database_server_id'] = db_hosts.index(host) + 1
+        o['mail_database_binlog'] = bool(g['mail_db_replica'])
+        if replica and primary_db:
+            o['mail_database_primary'] = inv.reach(primary_db, 'the primary that %s replicates' % host)
+        # Who reads this server over the network: the replicas (from the
+        # primary), and Postfix and Dovecot on hosts that are no database
+        # host (from the primary; a replica serves only its own host).
+        readers = {'postfix': [], 'dovecot': []}
+        if not replica:
+            for service, groups in (('postfix', ('mail_mx',)), ('dovecot', ('mail_store',))):
+                for other in sorted(set(h for group in groups for h in g[group])):
+                    if other not in db_hosts:
+                        readers[service].extend(inv.addresses(other)[1] or [inv.reach(other, 'a reader of the database')])
+        remote = bool(readers['postfix'] or readers['dovecot'] or (g['mail_db_replica'] and not replica))
+        local = ['localhost', '127.0.0.1']
+        o['mail_database_bind_address'] = '*' if remote else '127.0.0.1'
+        o['mail_database_postfix_hosts'] = local + _unique(readers['postfix'])
+        o['mail_database_dovecot_hosts'] = local + _unique(readers['dovecot'])
+        if not replica and g['mail_db_replica']:
+            repl = []
+            for other in g['mail_db_replica']:
+                repl.extend(inv.addresses(other)[1] or [inv.reach(other, 'a replica of the database')])
+            o['mail_database_replication_hosts'] = _unique(repl)
+
+    if 'tls' in roles and fqdn:
+        o['tls_names'] = [host, fqdn]
+
+    if 'content_filter' in roles:
+        clients = []
+        for mx in filtering_mx:
+            clients.extend(['127.0.0.1'] if mx == host else (inv.addresses(mx)[1] or [inv.reach(mx, 'a mail server that hands mail to the filter')]))
+        o['content_filter_clients'] = _unique(clients)
+        # '*': back to the address the message came from, so that every mail
+        # server gets its own mail back.
+        o['content_filter_reinject_host'] = '*'
+        ports = sorted(set(inv.get_int(mx, 'postfix_reinject_port') for mx in filtering_mx))
+        if len(ports) > 1:
+            inv.errors.append('%s: the mail servers %s listen for filtered mail on different ports (%s): the '
+                              'filter sends it back to one port, so set one postfix_reinject_port for all'
+                              % (host, ', '.join(filtering_mx), ', '.join(str(p) for p in ports)))
+        elif ports:
+            o['content_filter_reinject_port'] = ports[0]
+        if fqdn:
+            o['content_filter_hostname'] = fqdn
+
+    if 'postfix' in roles:
+        backup = host in g['mail_backup_mx']
+        o['postfix_mode'] = 'backup_relay' if backup else 'mailbox'
+        if fqdn:
+            o['postfix_myhostname'] = fqdn
+        o['postfix_db_host'] = db_host_seen_from(host)
+        if backup:
+            primary = g['mail_mx'][0] if g['mail_mx'] else None
+            if primary:
+                o['postfix_relay_to'] = '[%s]:25' % inv.reach(primary, 'the primary that %s relays to' % host)
+        else:
+            o['postfix_quota_policy'] = (
+                'inet:127.0.0.1:%s' % inv.get_int(host, 'dovecot_quota_status_port')
+                if host in g['mail_store'] else '')
+            o['postfix_content_filter'] = filter_host is not None
+            if filter_host is not None:
+                if filter_host == host:
+                    o['postfix_content_filter_host'] = '127.0.0.1'
+                    o['postfix_reinject_clients'] = ['127.0.0.1/32']
+                else:
+                    o['postfix_content_filter_host'] = inv.reach(filter_host, 'the content filter of %s' % host)
+                    known = inv.addresses(filter_host)[1] or [o['postfix_content_filter_host']]
+                    o['postfix_reinject_clients'] = [host_network(a) for a in known if a]
+                o['postfix_content_filter_port'] = inv.get_int(filter_host, 'content_filter_port')
+                children = inv.get_int(filter_host, 'content_filter_children')
+                if children <= 0:
+                    facts = inv.optional(filter_host, 'ansible_facts') or {}
+                    children = int(facts.get('processor_vcpus') or facts.get('processor_cores') or 2)
+                o['postfix_content_filter_concurrency'] = children
+
+    if 'dovecot' in roles:
+        o['dovecot_mode'] = 'store'
+        o['dovecot_db_host'] = db_host_seen_from(host)
+        local_postfix = host in g['mail_mx']
+        o['dovecot_postfix_local'] = local_postfix
+        o['dovecot_quota_status'] = local_postfix
+        if local_postfix:
+            o['dovecot_quota_status_listen'] = '127.0.0.1'
+
+    if 'webmail' in roles:
+        # By inventory name, the first name in their certificates.
+        if g['mail_store']:
+            o['webmail_imap_host'] = g['mail_store'][0]
+        if filtering_mx:
+            o['webmail_smtp_host'] = filtering_mx[0]
+
+    if 'backup_mx' in roles and g['mail_mx']:
+        primary = g['mail_mx'][0]
+        o['backup_mx_primary'] = primary
+        o['backup_mx_primary_address'] = inv.reach(primary, 'the primary whose mailboxes %s mirrors' % host)
+        o['backup_mx_address'] = inv.reach(host, 'the address the mirror connects from')
+        o['backup_mx_mail_root'] = inv.get(primary, 'dovecot_mail_root')
+
+    return roles, o
+
+
+def _unique(items):
+    seen = []
+    for item in items:
+        if item and item not in seen:
+            seen.append(item)
+    return seen
+
+
+def wire(groups, hostvars):
+    """{'topology', 'errors', 'hosts': {host: {'roles', 'options', 'copies'}}}."""
+    decision = mail_topology(groups)
+    g = decision['groups']
+    inv = _Inventory(groups, hostvars)
+    hosts = [h for h in (groups.get('all') or []) if h != 'localhost']
+    for name in sorted(set(h for members in g.values() for h in members)):
+        if name not in hosts:
+            hosts.append(name)
+    for host in hosts:
+        # mailstack_address is read from every host; the other address
+        # options are checked by each host itself (mail_address_errors).
+        if 'mailstack_address' in inv.vars(host):
+            inv.errors.extend(address_errors(host, {'mailstack_address': inv.optional(host, 'mailstack_address')}))
+    result = {'topology': decision['topology'], 'errors': list(decision['errors']), 'hosts': {},
+              'address_options': sorted(ADDRESS_OPTIONS)}
+    if decision['errors']:
+        return result
+    for host in hosts:
+        roles, options = _wire_host(host, g, decision['topology'], inv)
+        result['hosts'][host] = {
+            'roles': roles,
+            'options': dict((k, v) for k, v in options.items() if not inv.is_set(host, k)),
+            'copies': dict((option, source) for role, option, source in COPIES
+                           if role in roles and not inv.is_set(host, option)
+                           and source in inv.vars(host)),
+        }
+    result['errors'].extend(_unique(inv.errors))
+    return result
+
+
+def mail_address_errors(values, host):
+    if not isinstance(values, dict):
+        raise AnsibleFilterError('mail_address_errors expects a mapping of options, got %s' % type(values).__name__)
+    return address_errors(host, values)
+
+
+def mail_wiring(groups, hostvars):
+    if not isinstance(groups, dict):
+        raise AnsibleFilterError('mail_wiring expects the groups mapping, got %s' % type(groups).__name__)
+    return wire(groups, hostvars)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {'mail_wiring': mail_wiring, 'mail_address_errors': mail_address_errors}

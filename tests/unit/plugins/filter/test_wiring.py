@@ -1,0 +1,296 @@
+"""The wiring: an inventory in, the role options of every host out.
+
+Each test is a table: the inventory's groups and host variables (facts as
+site.yml gathers them), and the options the wiring gives each host. Options
+the inventory sets are left out (site.yml then keeps the inventory's value).
+"""
+
+import pytest
+
+from ansible_collections.mailops.mailstack.plugins.filter.wiring import mail_address_errors, mail_wiring, role_default
+
+PASSWORDS = {"mail_database_postfix_password": "pf", "mail_database_dovecot_password": "dc"}
+
+
+def facts(v4=None, v6=None, vcpus=2):
+    f = {"processor_vcpus": vcpus}
+    if v4:
+        f["default_ipv4"] = {"address": v4}
+    if v6:
+        f["default_ipv6"] = {"address": v6}
+    return f
+
+
+def inventory(groups, hosts, common=None):
+    """groups: {group: [hosts]}; hosts: {host: {vars}}; common: vars of every host."""
+    names = sorted(set(hosts) | set(h for members in groups.values() for h in members))
+    hostvars = {}
+    for name in names:
+        hv = dict(common or {})
+        hv.update(hosts.get(name, {}))
+        hostvars[name] = hv
+    g = dict(groups)
+    g["all"] = names
+    g.setdefault("ungrouped", [])
+    return g, hostvars
+
+
+def wired(groups, hosts, common=None):
+    g, hv = inventory(groups, hosts, dict(PASSWORDS, mailstack_domain="example.test", **(common or {})))
+    result = mail_wiring(g, hv)
+    assert result["errors"] == [], result["errors"]
+    return result["hosts"]
+
+
+SINGLE_WITH_FILTER_HOST = dict(
+    groups=dict(mail_dns=["ns1"], mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_webmail=["mx1"],
+                mail_filter=["filter1"]),
+    hosts=dict(ns1={"ansible_facts": facts("10.0.0.53")}, mx1={"ansible_facts": facts("10.0.0.1")},
+               filter1={"ansible_facts": facts("10.0.0.9", vcpus=4)}, outside1={"ansible_facts": facts("10.0.0.99")}))
+
+
+def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
+    hosts = wired(**SINGLE_WITH_FILTER_HOST)
+    assert hosts["mx1"]["roles"] == ["common", "mail_database", "tls", "postfix", "dovecot", "webmail"]
+    assert hosts["mx1"]["options"] == {
+        "mail_database_mode": "primary",
+        "mail_database_server_id": 1,
+        "mail_database_binlog": False,
+        "mail_database_bind_address": "127.0.0.1",
+        "mail_database_postfix_hosts": ["localhost", "127.0.0.1"],
+        "mail_database_dovecot_hosts": ["localhost", "127.0.0.1"],
+        "tls_names": ["mx1", "mx1.example.test"],
+        "postfix_mode": "mailbox",
+        "postfix_myhostname": "mx1.example.test",
+        "postfix_db_host": "localhost",
+        "postfix_quota_policy": "inet:127.0.0.1:12340",
+        "postfix_content_filter": True,
+        "postfix_content_filter_host": "10.0.0.9",
+        "postfix_reinject_clients": ["10.0.0.9/32"],
+        "postfix_content_filter_port": 10024,
+        "postfix_content_filter_concurrency": 4,
+        "dovecot_mode": "store",
+        "dovecot_db_host": "localhost",
+        "dovecot_postfix_local": True,
+        "dovecot_quota_status": True,
+        "dovecot_quota_status_listen": "127.0.0.1",
+        "webmail_imap_host": "mx1",
+        "webmail_smtp_host": "mx1",
+    }
+    assert hosts["mx1"]["copies"] == {"postfix_db_password": "mail_database_postfix_password",
+                                      "dovecot_db_password": "mail_database_dovecot_password"}
+    assert hosts["filter1"] == {"roles": ["common", "content_filter"], "copies": {}, "options": {
+        "content_filter_clients": ["10.0.0.1"],
+        "content_filter_reinject_host": "*",
+        "content_filter_reinject_port": 10025,
+        "content_filter_hostname": "filter1.example.test",
+    }}
+    assert hosts["ns1"]["roles"] == ["common", "dns"]
+    zone = hosts["ns1"]["options"]["dns_zones"][0]
+    assert zone["name"] == "example.test"
+    assert {"name": "@", "type": "MX", "value": "5 mx1.example.test."} in zone["records"]
+    assert {"name": "filter1", "type": "A", "value": "10.0.0.9"} in zone["records"]
+    # A host in no mail group gets the base role only.
+    assert hosts["outside1"] == {"roles": ["common"], "options": {}, "copies": {}}
+
+
+def test_single_with_the_filter_on_the_mail_server():
+    hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["mx1"]),
+                  dict(mx1={"ansible_facts": facts("10.0.0.1", vcpus=3)}))
+    o = hosts["mx1"]["options"]
+    assert hosts["mx1"]["roles"] == ["common", "mail_database", "tls", "content_filter", "postfix", "dovecot"]
+    assert (o["postfix_content_filter_host"], o["postfix_reinject_clients"]) == ("127.0.0.1", ["127.0.0.1/32"])
+    assert o["postfix_content_filter_concurrency"] == 3
+    assert o["content_filter_clients"] == ["127.0.0.1"]
+    assert "webmail_imap_host" not in o
+
+
+def test_single_without_a_filter():
+    hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"]),
+                  dict(mx1={"ansible_facts": facts("10.0.0.1")}))
+    o = hosts["mx1"]["options"]
+    assert o["postfix_content_filter"] is False
+    assert "postfix_content_filter_host" not in o and "postfix_reinject_clients" not in o
+
+
+def test_single_with_the_database_on_another_host():
+    hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
+                  dict(mx1={"ansible_facts": facts("10.0.0.1", "fd00::1")}, db1={"ansible_facts": facts("10.0.0.5")}))
+    db, mx = hosts["db1"]["options"], hosts["mx1"]["options"]
+    assert hosts["db1"]["roles"] == ["common", "mail_database"]
+    # The database listens on the network and its read-only accounts accept
+    # the mail server's addresses (both: it may connect from either).
+    assert db["mail_database_bind_address"] == "*"
+    assert db["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1", "10.0.0.1", "fd00::1"]
+    assert db["mail_database_dovecot_hosts"] == ["localhost", "127.0.0.1", "10.0.0.1", "fd00::1"]
+    assert "mail_database_replication_hosts" not in db
+    assert (mx["postfix_db_host"], mx["dovecot_db_host"]) == ("10.0.0.5", "10.0.0.5")
+    assert "postfix_db_password" not in hosts["db1"]["copies"]
+
+
+BACKUP = dict(
+    groups=dict(mail_dns=["ns1"], mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"],
+                mail_backup_mx=["mx2"], mail_db_replica=["mx2"]),
+    hosts=dict(ns1={"ansible_facts": facts("10.0.0.53")}, mx1={"ansible_facts": facts("10.0.0.1")},
+               mx2={"ansible_facts": facts("10.0.0.2")}))
+
+
+def test_backup_mx():
+    hosts = wired(**BACKUP)
+    mx1, mx2 = hosts["mx1"]["options"], hosts["mx2"]["options"]
+    assert hosts["mx2"]["roles"] == ["common", "mail_database", "tls", "postfix", "backup_mx"]
+    assert (mx1["mail_database_mode"], mx1["mail_database_server_id"], mx1["mail_database_binlog"]) == \
+        ("primary", 1, True)
+    assert mx1["mail_database_bind_address"] == "*"
+    assert mx1["mail_database_replication_hosts"] == ["10.0.0.2"]
+    assert mx1["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1"]
+    assert mx1["postfix_mode"] == "mailbox" and mx1["postfix_content_filter"] is False
+    assert mx2 == {
+        "mail_database_mode": "replica",
+        "mail_database_server_id": 2,
+        "mail_database_binlog": True,
+        "mail_database_primary": "10.0.0.1",
+        "mail_database_bind_address": "127.0.0.1",
+        "mail_database_postfix_hosts": ["localhost", "127.0.0.1"],
+        "mail_database_dovecot_hosts": ["localhost", "127.0.0.1"],
+        "tls_names": ["mx2", "mx2.example.test"],
+        "postfix_mode": "backup_relay",
+        "postfix_myhostname": "mx2.example.test",
+        # The backup reads its own replica.
+        "postfix_db_host": "localhost",
+        "postfix_relay_to": "[10.0.0.1]:25",
+        "backup_mx_primary": "mx1",
+        "backup_mx_primary_address": "10.0.0.1",
+        "backup_mx_address": "10.0.0.2",
+        "backup_mx_mail_root": "/var/vmail",
+    }
+    zone = hosts["ns1"]["options"]["dns_zones"][0]
+    assert sorted(r["value"] for r in zone["records"] if r["type"] == "MX") == \
+        ["10 mx2.example.test.", "5 mx1.example.test."]
+
+
+def test_the_inventory_wins_and_feeds_the_other_hosts():
+    hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hosts["mx1"] = dict(hosts["mx1"], postfix_content_filter_concurrency=3, postfix_reinject_port=10035,
+                        dovecot_quota_status_port=12999, dovecot_mail_root="/srv/mail")
+    hosts["filter1"] = dict(hosts["filter1"], content_filter_port=10030, content_filter_clients=["10.0.0.1"])
+    wiring = wired(SINGLE_WITH_FILTER_HOST["groups"], hosts)
+    mx1, filter1 = wiring["mx1"]["options"], wiring["filter1"]["options"]
+    # The inventory's own values are never in the wiring...
+    assert "postfix_content_filter_concurrency" not in mx1
+    assert "content_filter_clients" not in filter1
+    # ...and the wiring reads them where other hosts depend on them.
+    assert mx1["postfix_content_filter_port"] == 10030
+    assert mx1["postfix_quota_policy"] == "inet:127.0.0.1:12999"
+    assert filter1["content_filter_reinject_port"] == 10035
+
+
+def test_the_inventory_wins_over_a_secret_too():
+    hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hosts["mx1"] = dict(hosts["mx1"], postfix_db_password="own")
+    assert wired(SINGLE_WITH_FILTER_HOST["groups"], hosts)["mx1"]["copies"] == {
+        "dovecot_db_password": "mail_database_dovecot_password"}
+
+
+def test_values_a_previous_wiring_set_are_not_the_inventorys():
+    hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hosts["mx1"] = dict(hosts["mx1"], postfix_mode="mailbox", mailstack__wired_keys=["postfix_mode"])
+    assert wired(SINGLE_WITH_FILTER_HOST["groups"], hosts)["mx1"]["options"]["postfix_mode"] == "mailbox"
+
+
+def test_a_filter_host_reached_over_ipv6():
+    hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hosts["mx1"] = {"ansible_facts": facts("10.0.0.1", "fd00::1")}
+    hosts["filter1"] = {"ansible_facts": facts("10.0.0.9", "fd00::9"), "mailstack_address": "fd00::9"}
+    wiring = wired(SINGLE_WITH_FILTER_HOST["groups"], hosts)
+    mx1, filter1 = wiring["mx1"]["options"], wiring["filter1"]["options"]
+    assert mx1["postfix_content_filter_host"] == "fd00::9"
+    assert mx1["postfix_reinject_clients"] == ["fd00::9/128"]
+    assert filter1["content_filter_clients"] == ["10.0.0.1", "fd00::1"]
+    zone = wiring["ns1"]["options"]["dns_zones"][0]
+    assert {"name": "filter1", "type": "AAAA", "value": "fd00::9"} in zone["records"]
+
+
+@pytest.mark.parametrize("host, option, value, message", [
+    ("mx1", "mailstack_address", "10.0.0.300", "mx1: mailstack_address: '10.0.0.300' is not an IP address"),
+    ("filter1", "mailstack_address", "filter1.example.test",
+     "filter1: mailstack_address: 'filter1.example.test' is not an IP address"),
+    ("mx1", "postfix_reinject_clients", ["10.0.0.9/33"],
+     "mx1: postfix_reinject_clients: '10.0.0.9/33' is not an IP address or CIDR network"),
+    ("mx1", "postfix_mynetworks", ["127.0.0.0/8", "10.1"],
+     "mx1: postfix_mynetworks: '10.1' is not an IP address or CIDR network"),
+    ("filter1", "content_filter_clients", "10.0.0.1",
+     "filter1: content_filter_clients must be a list of networks, not '10.0.0.1'"),
+    ("ns1", "common_resolv_nameservers", ["fd00::zz"],
+     "ns1: common_resolv_nameservers: 'fd00::zz' is not an IP address"),
+], ids=["bad-octet", "name", "bad-prefix", "short-address", "not-a-list", "bad-ipv6"])
+def test_a_malformed_address_is_refused_naming_host_and_option(host, option, value, message):
+    # Each host checks its own options (site.yml's pre-flight, with the
+    # values resolved on that host); mailstack_address, which every host
+    # reads, is checked by the wiring too.
+    assert mail_address_errors({option: value, "postfix_db_host": "not checked"}, host) == [message]
+    if option == "mailstack_address":
+        hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
+        hosts[host] = dict(hosts[host], **{option: value})
+        g, hv = inventory(SINGLE_WITH_FILTER_HOST["groups"], hosts, PASSWORDS)
+        assert message in mail_wiring(g, hv)["errors"]
+
+
+def test_good_addresses_and_unset_options_pass():
+    assert mail_address_errors({"mailstack_address": "fd00::9", "postfix_mynetworks": ["127.0.0.0/8", "::1/128",
+                                "[::1]/128", "10.0.0.1"], "content_filter_clients": ["10.0.0.1", "fd00::1"],
+                                "common_resolv_nameservers": None}, "mx1") == []
+
+
+def test_a_host_without_an_address_is_named():
+    hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"], filter1={})
+    g, hv = inventory(SINGLE_WITH_FILTER_HOST["groups"], hosts, PASSWORDS)
+    errors = mail_wiring(g, hv)["errors"]
+    assert errors and all(e.startswith("filter1: no address to reach it at") for e in errors), errors
+
+
+def test_mailstack_address_needs_no_facts():
+    # --limit: the hosts left out may have no facts; their mailstack_address
+    # is enough.
+    hosts = dict(mx1={"ansible_facts": facts("10.0.0.1")}, filter1={"mailstack_address": "192.0.2.9"})
+    o = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["filter1"]),
+              hosts)["mx1"]["options"]
+    assert o["postfix_content_filter_host"] == "192.0.2.9"
+    # No facts: the filter's child count is unknown, so its default (2) is assumed.
+    assert o["postfix_content_filter_concurrency"] == 2
+
+
+def test_mail_servers_with_different_reinjection_ports_are_refused():
+    # Not a built topology yet with two filtering MX hosts; the rule is the
+    # wiring's own, checked on its function.
+    from ansible_collections.mailops.mailstack.plugins.filter.wiring import _Inventory, _wire_host
+    from ansible_collections.mailops.mailstack.plugins.filter.topology import mail_topology
+    hosts = dict(a={"ansible_facts": facts("10.0.0.1")},
+                 b={"postfix_reinject_port": 10026, "ansible_facts": facts("10.0.0.2")},
+                 f={"ansible_facts": facts("10.0.0.9")})
+    g, hv = inventory(dict(mail_mx=["a", "b"], mail_store=["a", "b"], mail_filter=["f"], mail_db=["a"]), hosts)
+    inv = _Inventory(g, hv)
+    _roles, o = _wire_host("f", mail_topology(g)["groups"], "nfs_shared", inv)
+    assert o["content_filter_clients"] == ["10.0.0.1", "10.0.0.2"]
+    assert "content_filter_reinject_port" not in o
+    assert inv.errors == ["f: the mail servers a, b listen for filtered mail on different ports (10025, 10026): "
+                          "the filter sends it back to one port, so set one postfix_reinject_port for all"]
+
+
+def test_an_invalid_topology_is_not_wired():
+    g, hv = inventory(dict(mail_smtp=["smtp1"], mail_proxy=["p1"], mail_store=["s1"], mail_db=["db1"]), {})
+    result = mail_wiring(g, hv)
+    assert result["hosts"] == {} and "cannot build the sharded topology yet" in result["errors"][0]
+
+
+def test_role_defaults_come_from_the_roles():
+    assert role_default("content_filter_port") == 10024
+    assert role_default("postfix_reinject_port") == 10025
+    assert role_default("dovecot_mail_root") == "/var/vmail"
+
+
+def test_a_wrong_value_the_wiring_reads_is_named():
+    hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hosts["filter1"] = dict(hosts["filter1"], content_filter_children="many")
+    g, hv = inventory(SINGLE_WITH_FILTER_HOST["groups"], hosts, PASSWORDS)
+    assert mail_wiring(g, hv)["errors"] == ["filter1: content_filter_children: 'many' is not an integer"]
