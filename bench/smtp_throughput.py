@@ -27,9 +27,12 @@ limit. Prints one JSON object as its last line.
 
 The lab: make demo's containers (inventories/lab) plus stock1
 (bench/lab/inventory.yml). Containers that did not exist before the run are
-removed after it unless --keep is given.
+removed after it unless --keep is given. With --inventory, the hosts of a
+lab that is already converged instead (a Molecule scenario's inventory, as
+`make test` does with the `single` scenario): mx1, filter1 and outside1 are
+its hosts, and stock1 is a container the benchmark adds to their network.
 
-Usage: bench/smtp_throughput [--smoke] [--keep] [--no-converge]
+Usage: bench/smtp_throughput [--smoke] [--keep] [--no-converge] [--inventory PATH]
                              [--sink N] [--stock N] [--direct N] [--filtered N] [--spamc N]
 """
 
@@ -49,6 +52,10 @@ LAB_INVENTORY = os.path.join(REPO, 'inventories', 'lab', 'hosts.yml')
 BENCH_INVENTORY = os.path.join(REPO, 'bench', 'lab', 'inventory.yml')
 PREFIX = 'mailstack-lab-'
 HOSTS = ['ns1', 'mx1', 'filter1', 'outside1', 'stock1']
+IMAGE = os.environ.get('MAILSTACK_IMAGE', 'localhost/mailstack-debian12:latest')
+# Host name -> container; make demo's lab unless --inventory names another.
+CONTAINERS = dict((h, PREFIX + h) for h in HOSTS)
+INVENTORIES = [LAB_INVENTORY, BENCH_INVENTORY]
 DOMAIN = 'example.test'
 USER = 'bench@' + DOMAIN
 STOCK_USER = 'bench@stock.test'
@@ -78,7 +85,7 @@ def run(cmd, check=True, input_text=None, timeout=None):
 
 def sh(host, script, check=True, input_text=None, timeout=None):
     """Runs a shell script in a lab container."""
-    return run(['podman', 'exec', '-i', PREFIX + host, 'sh', '-c', script], check=check,
+    return run(['podman', 'exec', '-i', CONTAINERS[host], 'sh', '-c', script], check=check,
                input_text=input_text, timeout=timeout)
 
 
@@ -90,8 +97,10 @@ def existing_containers():
 def playbook(path, logfile, extra=()):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_FORCE_COLOR='0')
-    cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
-           '-i', LAB_INVENTORY, '-i', BENCH_INVENTORY, path] + list(extra)
+    cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')]
+    for inventory in INVENTORIES:
+        cmd += ['-i', inventory]
+    cmd += [path] + list(extra)
     start = time.time()
     with open(logfile, 'a') as out:
         rc = subprocess.call(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -174,7 +183,7 @@ def delivered_rate(name, host, maildir, target, rcpt, messages, timeout):
 
 def sink_rate(mx_addr, messages):
     sh('mx1', 'pkill -x smtp-sink; true')  # pkill -x matches the name only, not this shell
-    run(['podman', 'exec', '-d', PREFIX + 'mx1', '/usr/sbin/smtp-sink', '-u', 'postfix',
+    run(['podman', 'exec', '-d', CONTAINERS['mx1'], '/usr/sbin/smtp-sink', '-u', 'postfix',
          '0.0.0.0:%d' % SINK_PORT, '256'])
     try:
         for _attempt in range(50):
@@ -234,6 +243,8 @@ def main():
     parser.add_argument('--smoke', action='store_true', help='small counts: proves the benchmark works')
     parser.add_argument('--keep', action='store_true', help='keep containers this run created')
     parser.add_argument('--no-converge', action='store_true', help='the lab is converged already')
+    parser.add_argument('--inventory', help='the inventory of a converged lab (a Molecule scenario\'s) to use '
+                                            'instead of make demo\'s')
     for key in FULL:
         parser.add_argument('--' + key, type=int, help='messages for the %s run' % key)
     args = parser.parse_args()
@@ -244,6 +255,9 @@ def main():
 
     logfile = '/tmp/mailstack-bench-smtp_throughput.log'
     open(logfile, 'w').close()
+    if args.inventory:
+        print(json.dumps(on_converged_lab(args.inventory, sizes, args.keep, logfile)))
+        return
     before = existing_containers()
     created = [h for h in HOSTS if h not in before]
     try:
@@ -259,6 +273,38 @@ def main():
             else:
                 run(['podman', 'rm', '-f'] + [PREFIX + h for h in created], check=False)
     print(json.dumps(figures))
+
+
+def on_converged_lab(inventory, sizes, keep, logfile):
+    """The hosts of a converged lab's inventory, plus a stock1 container on
+    their network for the run."""
+    listing = json.loads(run([os.path.join(os.path.dirname(sys.executable), 'ansible-inventory'),
+                              '-i', inventory, '--list']).stdout)
+    hostvars = listing.get('_meta', {}).get('hostvars', {})
+    for name in ('mx1', 'filter1', 'outside1'):
+        if name not in hostvars:
+            raise SystemExit('%s has no host %s' % (inventory, name))
+        CONTAINERS[name] = hostvars[name].get('ansible_host', name)
+    CONTAINERS['stock1'] = 'mailstack-bench-stock1'
+    network = run(['podman', 'inspect', '--format', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}',
+                   CONTAINERS['mx1']]).stdout.strip()
+    stock_inventory = os.path.join('/tmp', 'mailstack-bench-stock1.yml')
+    with open(stock_inventory, 'w') as f:
+        f.write('all:\n  children:\n    bench_stock:\n      hosts:\n        stock1:\n'
+                '          ansible_host: %s\n          ansible_connection: containers.podman.podman\n'
+                '          ansible_python_interpreter: /usr/bin/python3\n' % CONTAINERS['stock1'])
+    INVENTORIES[:] = [inventory, stock_inventory]
+    run(['podman', 'rm', '-f', CONTAINERS['stock1']], check=False)
+    run(['podman', 'run', '-d', '--name', CONTAINERS['stock1'], '--hostname', 'stock1', '--network', network,
+         '--systemd=always', IMAGE, '/sbin/init'])
+    try:
+        run(['podman', 'exec', CONTAINERS['stock1'], 'systemctl', 'is-system-running', '--wait'], check=False)
+        playbook(os.path.join(REPO, 'bench', 'lab', 'smtp_throughput.yml'), logfile)
+        return measure(sizes)
+    finally:
+        if not keep:
+            run(['podman', 'rm', '-f', CONTAINERS['stock1']], check=False)
+            os.unlink(stock_inventory)
 
 
 def measure(sizes):

@@ -1,0 +1,85 @@
+"""The mail database on its own host (ns1), read by the mail server (mx1)
+over the network through least-privilege accounts, as the wiring set them up."""
+
+import pytest
+import testinfra
+
+# `host` is the mail server, a client of the database.
+testinfra_hosts = ["podman://mx1"]
+
+
+@pytest.fixture(scope="module")
+def db():
+    return testinfra.get_host("podman://ns1")
+
+
+def sql(host, user, password, query, via="ns1"):
+    """Run a query as `user` over TCP, from the mail server."""
+    return host.run("mariadb -h {} -u {} -p{} -N -B mail -e {}".format(
+        via, user, password, "'" + query.replace("'", "'\\''") + "'"))
+
+
+def test_the_database_listens_on_the_network(db):
+    assert db.service("mariadb").is_running and db.service("mariadb").is_enabled
+    listening = db.check_output("ss -Htln 'sport = :3306'")
+    assert "*:3306" in listening or "0.0.0.0:3306" in listening, listening
+
+
+def test_schema_is_at_the_collection_version(db):
+    assert db.check_output("mariadb -N -B mail -e 'SELECT MAX(version) FROM schema_version'") == "2"
+    tables = set(db.check_output("mariadb -N -B mail -e 'SHOW TABLES'").split())
+    assert {"domain", "mailbox", "alias", "mailbox_host", "schema_version"} <= tables
+
+
+def test_provisioned_user_row_and_hash(db):
+    row = db.check_output("mariadb -N -B mail -e \"SELECT email, domain, active, password FROM mailbox "
+                          "WHERE email = 'alice@example.test'\"").split("\t")
+    assert row[:3] == ["alice@example.test", "example.test", "1"]
+    assert row[3].startswith("{SHA512-CRYPT}$6$")
+
+
+def test_postfix_account_reads_addresses_but_not_hashes(host):
+    ok = sql(host, "mail_postfix", "lab-postfix-password", "SELECT email FROM mailbox")
+    assert ok.rc == 0 and "alice@example.test" in ok.stdout, ok.stderr
+    denied = sql(host, "mail_postfix", "lab-postfix-password", "SELECT password FROM mailbox")
+    assert denied.rc != 0 and "denied" in denied.stderr
+    write = sql(host, "mail_postfix", "lab-postfix-password", "DELETE FROM alias")
+    assert write.rc != 0 and "denied" in write.stderr
+
+
+def test_dovecot_account_reads_hashes_and_cannot_write(host):
+    ok = sql(host, "mail_dovecot", "lab-dovecot-password", "SELECT password FROM mailbox")
+    assert ok.rc == 0 and ok.stdout.startswith("{SHA512-CRYPT}"), ok.stderr
+    write = sql(host, "mail_dovecot", "lab-dovecot-password", "UPDATE mailbox SET active = 0")
+    assert write.rc != 0 and "denied" in write.stderr
+
+
+def test_provisioning_account_is_local_only(host, db):
+    remote = sql(host, "mailadmin", "lab-admin-password", "SELECT 1")
+    assert remote.rc != 0 and "access denied" in remote.stderr.lower(), remote.stderr
+    local = db.run("mariadb -u mailadmin -plab-admin-password -N -B mail -e 'SELECT COUNT(*) FROM domain'")
+    assert local.rc == 0 and int(local.stdout) >= 2, local.stderr
+
+
+def test_accounts_accept_only_the_mail_servers_addresses(db):
+    hosts = set(db.check_output("mariadb -N -B -e \"SELECT host FROM mysql.user WHERE user = 'mail_postfix'\"")
+                .split())
+    mx1 = testinfra.get_host("podman://mx1")
+    addresses = set(mx1.check_output("hostname -I").split())
+    assert hosts - {"localhost", "127.0.0.1"} == addresses, (hosts, addresses)
+
+
+def test_wrong_password_refused(host):
+    bad = sql(host, "mail_dovecot", "not-the-password", "SELECT 1")
+    assert bad.rc != 0 and "access denied" in bad.stderr.lower()
+
+
+def test_database_passwords_only_in_files_their_service_reads(host):
+    for path, group in (("/etc/postfix/sql/virtual_mailboxes.cf", "postfix"),
+                        ("/etc/dovecot/dovecot-sql.conf.ext", "dovecot")):
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", group, 0o640), path
+    assert "lab-postfix-password" in host.file("/etc/postfix/sql/virtual_mailboxes.cf").content_string
+    leaked = host.run("grep -rl -e lab-postfix-password -e lab-dovecot-password /etc --exclude-dir=sql "
+                      "--exclude=dovecot-sql.conf.ext")
+    assert leaked.stdout == "", leaked.stdout
