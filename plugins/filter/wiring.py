@@ -122,7 +122,7 @@ class _Inventory(object):
     """What the wiring reads from the inventory, with the inventory's own
     settings told apart from the values the wiring would compute."""
 
-    def __init__(self, groups, hostvars):
+    def __init__(self, hostvars):
         self.hostvars = hostvars
         self.errors = []
         self._addresses = {}
@@ -199,6 +199,10 @@ class _Inventory(object):
             return ''
         return address
 
+    def known(self, host, why):
+        """Every address the host may connect from (an error when none)."""
+        return self.addresses(host)[1] or [self.reach(host, why)]
+
 
 def address_errors(host, values):
     """Problems with one host's address and network options: values is
@@ -273,7 +277,7 @@ def _wire_host(host, g, topology, inv):
             for service, groups in (('postfix', ('mail_mx',)), ('dovecot', ('mail_store',))):
                 for other in sorted(set(h for group in groups for h in g[group])):
                     if other not in db_hosts:
-                        readers[service].extend(inv.addresses(other)[1] or [inv.reach(other, 'a reader of the database')])
+                        readers[service].extend(inv.known(other, 'a reader of the database'))
         remote = bool(readers['postfix'] or readers['dovecot'] or (g['mail_db_replica'] and not replica))
         local = ['localhost', '127.0.0.1']
         o['mail_database_bind_address'] = '*' if remote else '127.0.0.1'
@@ -282,7 +286,7 @@ def _wire_host(host, g, topology, inv):
         if not replica and g['mail_db_replica']:
             repl = []
             for other in g['mail_db_replica']:
-                repl.extend(inv.addresses(other)[1] or [inv.reach(other, 'a replica of the database')])
+                repl.extend(inv.known(other, 'a replica of the database'))
             o['mail_database_replication_hosts'] = _unique(repl)
 
     if 'tls' in roles and fqdn:
@@ -291,7 +295,8 @@ def _wire_host(host, g, topology, inv):
     if 'content_filter' in roles:
         clients = []
         for mx in filtering_mx:
-            clients.extend(['127.0.0.1'] if mx == host else (inv.addresses(mx)[1] or [inv.reach(mx, 'a mail server that hands mail to the filter')]))
+            clients.extend(['127.0.0.1'] if mx == host
+                           else inv.known(mx, 'a mail server that hands mail to the filter'))
         o['content_filter_clients'] = _unique(clients)
         # '*': back to the address the message came from, so that every mail
         # server gets its own mail back.
@@ -327,7 +332,7 @@ def _wire_host(host, g, topology, inv):
                     o['postfix_reinject_clients'] = ['127.0.0.1/32']
                 else:
                     o['postfix_content_filter_host'] = inv.reach(filter_host, 'the content filter of %s' % host)
-                    known = inv.addresses(filter_host)[1] or [o['postfix_content_filter_host']]
+                    known = inv.known(filter_host, 'the content filter of %s' % host)
                     o['postfix_reinject_clients'] = [host_network(a) for a in known if a]
                 o['postfix_content_filter_port'] = inv.get_int(filter_host, 'content_filter_port')
                 children = inv.get_int(filter_host, 'content_filter_children')
@@ -374,7 +379,7 @@ def wire(groups, hostvars):
     """{'topology', 'errors', 'hosts': {host: {'roles', 'options', 'copies'}}}."""
     decision = mail_topology(groups)
     g = decision['groups']
-    inv = _Inventory(groups, hostvars)
+    inv = _Inventory(hostvars)
     hosts = [h for h in (groups.get('all') or []) if h != 'localhost']
     for name in sorted(set(h for members in g.values() for h in members)):
         if name not in hosts:

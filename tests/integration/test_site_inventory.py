@@ -16,14 +16,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_site(tmp_path, inventory):
+def run_site(tmp_path, inventory, *options):
     inv = tmp_path / "hosts.yml"
     inv.write_text(inventory)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     bindir = Path(sys.executable).parent
     return subprocess.run(
-        [str(bindir / "ansible-playbook"), "-i", str(inv), str(REPO / "playbooks" / "site.yml")],
+        [str(bindir / "ansible-playbook")] + list(options) + ["-i", str(inv), str(REPO / "playbooks" / "site.yml")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -88,14 +88,7 @@ LOCAL_SINGLE = """all:
      "mx1: mailstack_address: '10.0.0.300' is not an IP address"),
 ], ids=["wrong-type", "unknown-choice", "bad-network", "bad-address"])
 def test_bad_role_option_stops_before_any_change(tmp_path, extra, task, message):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(LOCAL_SINGLE.format(python=sys.executable, extra=extra))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    bindir = Path(sys.executable).parent
-    result = subprocess.run(
-        [str(bindir / "ansible-playbook"), "--check", "-i", str(inv), str(REPO / "playbooks" / "site.yml")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    result = run_site(tmp_path, LOCAL_SINGLE.format(python=sys.executable, extra=extra), "--check")
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert "TASK [%s]" % task in out, out
@@ -105,15 +98,9 @@ def test_bad_role_option_stops_before_any_change(tmp_path, extra, task, message)
 
 def test_a_bad_option_on_one_host_stops_every_host(tmp_path):
     # filter1's option is wrong, mx1's are right: mx1 must not go on alone.
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(LOCAL_SINGLE.format(python=sys.executable, extra="")
-                   + "    mail_filter:\n      hosts:\n        filter1:\n          content_filter_children: many\n")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    bindir = Path(sys.executable).parent
-    result = subprocess.run(
-        [str(bindir / "ansible-playbook"), "--check", "-i", str(inv), str(REPO / "playbooks" / "site.yml")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    result = run_site(tmp_path, LOCAL_SINGLE.format(python=sys.executable, extra="")
+                      + "    mail_filter:\n      hosts:\n        filter1:\n          content_filter_children: many\n",
+                      "--check")
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert "content_filter_children" in out, out

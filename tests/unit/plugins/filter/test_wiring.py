@@ -269,7 +269,7 @@ def test_mail_servers_with_different_reinjection_ports_are_refused():
                  b={"postfix_reinject_port": 10026, "ansible_facts": facts("10.0.0.2")},
                  f={"ansible_facts": facts("10.0.0.9")})
     g, hv = inventory(dict(mail_mx=["a", "b"], mail_store=["a", "b"], mail_filter=["f"], mail_db=["a"]), hosts)
-    inv = _Inventory(g, hv)
+    inv = _Inventory(hv)
     _roles, o = _wire_host("f", mail_topology(g)["groups"], "nfs_shared", inv)
     assert o["content_filter_clients"] == ["10.0.0.1", "10.0.0.2"]
     assert "content_filter_reinject_port" not in o
