@@ -56,7 +56,8 @@ prepare() {
   local missing=()
   # netavark sets up container networks with iptables: without it every
   # container on a lab network fails to start ("netavark: No such file or directory").
-  for pkg in podman runc netavark aardvark-dns iptables debootstrap uidmap slirp4netns; do
+  # openssh-client: Ansible reaches the scenarios' hosts over SSH (extensions/molecule/shared/create.yml).
+  for pkg in podman runc netavark aardvark-dns iptables debootstrap uidmap slirp4netns openssh-client; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
