@@ -37,12 +37,16 @@ for path in sorted(glob.glob(os.path.join(roles, '*', 'vars', 'main.yml'))
     for key, value in sorted(data.items()):
         if what == 'packages' and (key.endswith('__packages') or key.endswith('__source_packages')
                                    or key == 'common_packages'):
-            out.extend(value)
+            lines = list(value)
         elif what == 'debconf' and key.endswith('__debconf'):
-            out.extend('%(name)s %(question)s %(vtype)s %(value)s' % d for d in value)
+            lines = ['%(name)s %(question)s %(vtype)s %(value)s' % d for d in value]
+        else:
+            continue
+        for line in lines:
+            if '{' in line:
+                sys.exit('lab: %s: %s must be literal, not %r' % (path, key, line))
+        out.extend(lines)
 for line in sorted(set(out)):
-    if '{' in line:
-        sys.exit('lab: %s: a package list must be literal, not %r' % (path, line))
     print(line)
 PYEOF
 }
