@@ -28,6 +28,10 @@ Postfix and Dovecot read these tables (read-only accounts), for example::
     SELECT destination FROM alias WHERE source = '%s' AND active = 1
     # Dovecot passdb / userdb
     SELECT email AS user, password FROM mailbox WHERE email = '%u' AND active = 1
+    # Postfix transport_maps (the sharded SMTP tier: each user's shard, or a
+    # 4xx while the user's mailbox is being moved)
+    SELECT IF(m.hold_until > NOW(), 'retry:4.2.1 ...', CONCAT('lmtp:inet:[', h.address, ']:24'))
+        FROM mailbox m JOIN mailbox_host h ON h.name = m.mailbox_host WHERE m.email = '%s'
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -97,6 +101,24 @@ MIGRATIONS = [
         # IF NOT EXISTS: safe to re-run after a failure between the ALTER
         # (committed implicitly) and the schema_version row.
         'ALTER TABLE domain ADD COLUMN IF NOT EXISTS relay_host VARCHAR(255) NULL DEFAULT NULL AFTER kind',
+    ]),
+    (3, 'moving mailboxes between shards: mailbox.hold_until, mailbox_move', [
+        # While hold_until is in the future the SMTP tier defers the user's
+        # mail (4xx) and the proxies delay the user's logins.
+        'ALTER TABLE mailbox ADD COLUMN IF NOT EXISTS hold_until DATETIME NULL DEFAULT NULL AFTER mailbox_host',
+        # One row per move in progress (or done, until its source copy is
+        # removed): what mailbox_move resumes or rolls back.
+        """CREATE TABLE IF NOT EXISTS mailbox_move (
+            email VARCHAR(254) NOT NULL,
+            source VARCHAR(255) NOT NULL,
+            target VARCHAR(255) NOT NULL,
+            state ENUM('copying', 'held', 'done') NOT NULL DEFAULT 'copying',
+            started TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            modified TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+            PRIMARY KEY (email),
+            CONSTRAINT mailbox_move_email_fk FOREIGN KEY (email) REFERENCES mailbox (email)
+                ON UPDATE CASCADE ON DELETE CASCADE
+        ) %s""" % _TABLE_OPTS,
     ]),
 ]
 
