@@ -20,7 +20,7 @@ TOPOLOGIES = ('single', 'backup_mx', 'nfs_shared', 'sharded')
 
 # Topologies whose roles this collection has; an inventory that makes another
 # one is refused, saying so, rather than converged into something else.
-BUILT = ('single', 'backup_mx')
+BUILT = ('single', 'backup_mx', 'sharded')
 
 
 def _hosts(groups, name):
@@ -199,6 +199,7 @@ def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine'):
             a_record('smtp', host)
         for host in g['mail_proxy']:
             a_record('imap', host)
+            a_record('pop3', host)
         for host in g['mail_webmail']:
             a_record('webmail', host)
         records.append({'name': '@', 'type': 'MX', 'value': '5 smtp.%s.' % domain})

@@ -39,8 +39,8 @@ ROLE_GROUPS = (
     ('mail_database', ('mail_db', 'mail_db_replica')),
     ('tls', ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx')),
     ('content_filter', ('mail_filter',)),
-    ('postfix', ('mail_mx', 'mail_backup_mx')),
-    ('dovecot', ('mail_store',)),
+    ('postfix', ('mail_mx', 'mail_backup_mx', 'mail_smtp')),
+    ('dovecot', ('mail_store', 'mail_proxy')),
     ('webmail', ('mail_webmail',)),
     ('backup_mx', ('mail_backup_mx',)),
 )
@@ -69,6 +69,8 @@ ADDRESS_OPTIONS = {
     'postfix_reinject_clients': 'networks',
     'dovecot_lmtp_listen': 'addresses',
     'dovecot_auth_listen': 'addresses',
+    'dovecot_doveadm_listen': 'addresses',
+    'dovecot_proxy_networks': 'networks',
 }
 
 _ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
@@ -242,7 +244,9 @@ def _wire_host(host, g, topology, inv):
     db_hosts = list(g['mail_db']) + list(g['mail_db_replica'])
     primary_db = g['mail_db'][0] if g['mail_db'] else None
     filter_host = g['mail_filter'][0] if g['mail_filter'] else None
-    filtering_mx = [h for h in g['mail_mx'] if h not in g['mail_backup_mx']]
+    filtering_mx = [h for h in g['mail_mx'] if h not in g['mail_backup_mx']] + list(g['mail_smtp'])
+    sharded = topology == 'sharded'
+    domain = inv.optional(host, 'mailstack_domain')
 
     def db_host_seen_from(h):
         # A database host (primary or replica: a backup MX reads its own
@@ -252,7 +256,6 @@ def _wire_host(host, g, topology, inv):
         return inv.reach(primary_db, 'the mail database primary, read by %s' % h)
 
     if 'dns' in roles:
-        domain = inv.optional(host, 'mailstack_domain')
         if domain:
             decision = {'topology': topology, 'groups': g}
             addresses = {}
@@ -274,7 +277,8 @@ def _wire_host(host, g, topology, inv):
         # host (from the primary; a replica serves only its own host).
         readers = {'postfix': [], 'dovecot': []}
         if not replica:
-            for service, groups in (('postfix', ('mail_mx',)), ('dovecot', ('mail_store',))):
+            for service, groups in (('postfix', ('mail_mx', 'mail_smtp')),
+                                    ('dovecot', ('mail_store', 'mail_proxy'))):
                 for other in sorted(set(h for group in groups for h in g[group])):
                     if other not in db_hosts:
                         readers[service].extend(inv.known(other, 'a reader of the database'))
@@ -283,6 +287,17 @@ def _wire_host(host, g, topology, inv):
         o['mail_database_bind_address'] = '*' if remote else '127.0.0.1'
         o['mail_database_postfix_hosts'] = local + _unique(readers['postfix'])
         o['mail_database_dovecot_hosts'] = local + _unique(readers['dovecot'])
+        if sharded and not replica:
+            # Each shard registered with the address the tiers reach it at;
+            # mailbox_move runs on a shard and writes the move's state.
+            o['mail_database_mailbox_hosts'] = [
+                {'name': s, 'address': inv.reach(s, 'the mailbox server the tiers deliver to')}
+                for s in g['mail_store']]
+            admins = list(local)
+            for other in g['mail_store']:
+                if other not in db_hosts:
+                    admins.extend(inv.known(other, 'a mailbox server that moves mailboxes'))
+            o['mail_database_admin_hosts'] = _unique(admins)
         if not replica and g['mail_db_replica']:
             repl = []
             for other in g['mail_db_replica']:
@@ -290,7 +305,14 @@ def _wire_host(host, g, topology, inv):
             o['mail_database_replication_hosts'] = _unique(repl)
 
     if 'tls' in roles and fqdn:
-        o['tls_names'] = [host, fqdn]
+        # The service names clients use for a tier (round robin) are in the
+        # certificate of each host behind them.
+        names = [host, fqdn]
+        if host in g['mail_smtp']:
+            names.append('smtp.%s' % domain)
+        if host in g['mail_proxy']:
+            names.extend(['imap.%s' % domain, 'pop3.%s' % domain])
+        o['tls_names'] = names
 
     if 'content_filter' in roles:
         clients = []
@@ -313,7 +335,7 @@ def _wire_host(host, g, topology, inv):
 
     if 'postfix' in roles:
         backup = host in g['mail_backup_mx']
-        o['postfix_mode'] = 'backup_relay' if backup else 'mailbox'
+        o['postfix_mode'] = 'backup_relay' if backup else ('router' if host in g['mail_smtp'] else 'mailbox')
         if fqdn:
             o['postfix_myhostname'] = fqdn
         o['postfix_db_host'] = db_host_seen_from(host)
@@ -322,6 +344,20 @@ def _wire_host(host, g, topology, inv):
             if primary:
                 o['postfix_relay_to'] = '[%s]:25' % inv.reach(primary, 'the primary that %s relays to' % host)
         else:
+            if host in g['mail_smtp']:
+                ports = sorted(set(inv.get_int(s, 'dovecot_lmtp_port') for s in g['mail_store']))
+                if len(ports) > 1:
+                    inv.errors.append('%s: the mailbox servers %s take LMTP on different ports (%s): set one '
+                                      'dovecot_lmtp_port for all' % (host, ', '.join(g['mail_store']),
+                                                                     ', '.join(str(p) for p in ports)))
+                elif ports:
+                    o['postfix_shard_lmtp_port'] = ports[0]
+                if g['mail_proxy']:
+                    # SASL for submission: the proxies' Dovecot knows every user.
+                    proxy = g['mail_proxy'][0]
+                    address = inv.reach(proxy, 'the SASL service of %s' % host)
+                    wrapped = '[%s]' % address if ':' in address else address
+                    o['postfix_sasl_path'] = 'inet:%s:%d' % (wrapped, inv.get_int(proxy, 'dovecot_auth_port'))
             o['postfix_quota_policy'] = (
                 'inet:127.0.0.1:%s' % inv.get_int(host, 'dovecot_quota_status_port')
                 if host in g['mail_store'] else '')
@@ -342,18 +378,36 @@ def _wire_host(host, g, topology, inv):
                 o['postfix_content_filter_concurrency'] = children
 
     if 'dovecot' in roles:
-        o['dovecot_mode'] = 'store'
+        proxy = host in g['mail_proxy']
+        o['dovecot_mode'] = 'proxy' if proxy else 'store'
         o['dovecot_db_host'] = db_host_seen_from(host)
         local_postfix = host in g['mail_mx']
         o['dovecot_postfix_local'] = local_postfix
         o['dovecot_quota_status'] = local_postfix
         if local_postfix:
             o['dovecot_quota_status_listen'] = '127.0.0.1'
+        if sharded:
+            me = inv.reach(host, 'the address the other tiers reach %s at' % host)
+            # Moves and session kicks go through the doveadm servers.
+            o['dovecot_doveadm_listen'] = [me]
+            if proxy:
+                o['dovecot_protocols'] = ['imap', 'pop3']
+                # SASL for the SMTP tier's submission.
+                o['dovecot_auth_listen'] = [me]
+            else:
+                o['dovecot_lmtp_listen'] = [me]
+                o['dovecot_lmtp_proxy'] = True
+                networks = []
+                for other in g['mail_proxy']:
+                    networks.extend(host_network(a) for a in inv.known(other, 'a proxy in front of %s' % host) if a)
+                o['dovecot_proxy_networks'] = _unique(networks)
 
     if 'webmail' in roles:
-        # By inventory name, the first name in their certificates.
-        if g['mail_store']:
-            o['webmail_imap_host'] = g['mail_store'][0]
+        # By inventory name, the first name in their certificates; in the
+        # sharded topology the proxy and SMTP tiers, never a shard.
+        imap_hosts = g['mail_proxy'] if sharded else g['mail_store']
+        if imap_hosts:
+            o['webmail_imap_host'] = imap_hosts[0]
         if filtering_mx:
             o['webmail_smtp_host'] = filtering_mx[0]
 

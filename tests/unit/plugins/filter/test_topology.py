@@ -90,11 +90,11 @@ def test_nfs_shared_conflicts_with_backup_mx():
     assert any("'mail_backup_mx' (c) conflicts with 'mail_nfs'" in e for e in d["errors"])
 
 
-def test_sharded_is_named_and_refused_until_its_roles_exist():
+def test_sharded_is_named_and_built():
     d = decide(mail_db=["db1"], mail_db_replica=["db2"], mail_smtp=["smtp1", "smtp2"],
                mail_proxy=["imap1"], mail_webmail=["web1"], mail_store=["ms1", "ms2", "ms3"])
     assert d["topology"] == "sharded"
-    assert len(d["errors"]) == 1 and NOT_BUILT % "sharded" in d["errors"][0], d["errors"]
+    assert d["errors"] == []
 
 
 def test_built_topologies_are_not_refused_as_unbuilt():

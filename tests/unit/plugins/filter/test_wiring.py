@@ -169,6 +169,68 @@ def test_backup_mx():
         ["10 mx2.example.test.", "5 mx1.example.test."]
 
 
+SHARDED = dict(
+    groups=dict(mail_dns=["ns1"], mail_db=["ns1"], mail_filter=["ns1"], mail_smtp=["smtp1", "smtp2"],
+                mail_proxy=["proxy1"], mail_webmail=["proxy1"], mail_store=["ms1", "ms2"]),
+    hosts=dict(ns1={"ansible_facts": facts("10.0.0.53")}, smtp1={"ansible_facts": facts("10.0.0.21")},
+               smtp2={"ansible_facts": facts("10.0.0.22")}, proxy1={"ansible_facts": facts("10.0.0.31", "fd00::31")},
+               ms1={"ansible_facts": facts("10.0.0.41")}, ms2={"ansible_facts": facts("10.0.0.42")}))
+
+
+def test_sharded():
+    hosts = wired(**SHARDED)
+    ns1, smtp1, proxy1, ms1 = (hosts[h]["options"] for h in ("ns1", "smtp1", "proxy1", "ms1"))
+    assert hosts["smtp1"]["roles"] == ["common", "tls", "postfix"]
+    assert hosts["proxy1"]["roles"] == ["common", "tls", "dovecot", "webmail"]
+    assert hosts["ms1"]["roles"] == ["common", "tls", "dovecot"]
+    # The database: read by the SMTP tier (Postfix) and by the proxies and
+    # shards (Dovecot); the shards register, and may write moves.
+    assert ns1["mail_database_bind_address"] == "*"
+    assert ns1["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1", "10.0.0.21", "10.0.0.22"]
+    assert ns1["mail_database_dovecot_hosts"] == ["localhost", "127.0.0.1", "10.0.0.41", "10.0.0.42",
+                                                  "10.0.0.31", "fd00::31"]
+    assert ns1["mail_database_mailbox_hosts"] == [{"name": "ms1", "address": "10.0.0.41"},
+                                                  {"name": "ms2", "address": "10.0.0.42"}]
+    assert ns1["mail_database_admin_hosts"] == ["localhost", "127.0.0.1", "10.0.0.41", "10.0.0.42"]
+    # The filter takes mail from, and gives it back to, both SMTP hosts.
+    assert ns1["content_filter_clients"] == ["10.0.0.21", "10.0.0.22"]
+    # The SMTP tier routes to the shards and authenticates at the proxy.
+    assert smtp1["postfix_mode"] == "router"
+    assert smtp1["postfix_db_host"] == "10.0.0.53"
+    assert smtp1["postfix_shard_lmtp_port"] == 24
+    assert smtp1["postfix_sasl_path"] == "inet:10.0.0.31:12345"
+    assert smtp1["postfix_quota_policy"] == ""
+    assert smtp1["postfix_content_filter"] is True and smtp1["postfix_content_filter_host"] == "10.0.0.53"
+    assert smtp1["tls_names"] == ["smtp1", "smtp1.example.test", "smtp.example.test"]
+    # The proxy: IMAP and POP3 only, SASL and doveadm over TCP.
+    assert {k: proxy1[k] for k in ("dovecot_mode", "dovecot_protocols", "dovecot_auth_listen",
+                                   "dovecot_doveadm_listen", "dovecot_postfix_local", "dovecot_quota_status")} == {
+        "dovecot_mode": "proxy", "dovecot_protocols": ["imap", "pop3"], "dovecot_auth_listen": ["10.0.0.31"],
+        "dovecot_doveadm_listen": ["10.0.0.31"], "dovecot_postfix_local": False, "dovecot_quota_status": False}
+    assert proxy1["tls_names"] == ["proxy1", "proxy1.example.test", "imap.example.test", "pop3.example.test"]
+    assert (proxy1["webmail_imap_host"], proxy1["webmail_smtp_host"]) == ("proxy1", "smtp1")
+    # A shard: LMTP for the SMTP tier, logins only through the proxy.
+    assert {k: ms1[k] for k in ("dovecot_mode", "dovecot_lmtp_listen", "dovecot_lmtp_proxy",
+                                "dovecot_proxy_networks", "dovecot_doveadm_listen", "dovecot_postfix_local")} == {
+        "dovecot_mode": "store", "dovecot_lmtp_listen": ["10.0.0.41"], "dovecot_lmtp_proxy": True,
+        "dovecot_proxy_networks": ["10.0.0.31/32", "fd00::31/128"], "dovecot_doveadm_listen": ["10.0.0.41"],
+        "dovecot_postfix_local": False}
+    zone = ns1["dns_zones"][0]
+    by_name = {}
+    for r in zone["records"]:
+        by_name.setdefault((r["name"], r["type"]), []).append(r["value"])
+    assert by_name[("smtp", "A")] == ["10.0.0.21", "10.0.0.22"]
+    assert by_name[("imap", "A")] == ["10.0.0.31"] and by_name[("pop3", "A")] == ["10.0.0.31"]
+    assert by_name[("@", "MX")] == ["5 smtp.example.test."]
+
+
+def test_sharded_shards_with_different_lmtp_ports_are_refused():
+    hosts = dict(SHARDED["hosts"], ms2=dict(SHARDED["hosts"]["ms2"], dovecot_lmtp_port=2424))
+    g, hv = inventory(SHARDED["groups"], hosts, dict(PASSWORDS, mailstack_domain="example.test"))
+    errors = mail_wiring(g, hv)["errors"]
+    assert any("ms1, ms2 take LMTP on different ports (24, 2424)" in e for e in errors), errors
+
+
 def test_the_inventory_wins_and_feeds_the_other_hosts():
     hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
     hosts["mx1"] = dict(hosts["mx1"], postfix_content_filter_concurrency=3, postfix_reinject_port=10035,
@@ -278,9 +340,10 @@ def test_mail_servers_with_different_reinjection_ports_are_refused():
 
 
 def test_an_invalid_topology_is_not_wired():
-    g, hv = inventory(dict(mail_smtp=["smtp1"], mail_proxy=["p1"], mail_store=["s1"], mail_db=["db1"]), {})
+    g, hv = inventory(dict(mail_mx=["mx1", "mx2"], mail_store=["mx1", "mx2"], mail_nfs=["nfs1"], mail_db=["db1"]),
+                      {})
     result = mail_wiring(g, hv)
-    assert result["hosts"] == {} and "cannot build the sharded topology yet" in result["errors"][0]
+    assert result["hosts"] == {} and "cannot build the nfs_shared topology yet" in result["errors"][0]
 
 
 def test_role_defaults_come_from_the_roles():
