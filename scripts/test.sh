@@ -63,6 +63,13 @@ scenario_molecule() {
   MOLECULE_EPHEMERAL_DIRECTORY=$root/.cache/molecule/$scenario molecule "$@" -s "$scenario"
 }
 
+# Scenarios not yet in the suite, with the reason. sharded: its first whole
+# run passed create, check, converge, idempotence and the check-mode step, and
+# failed checks that were fixed afterwards but not yet rerun whole (see the
+# issue's note). Run it alone with:
+#   MOLECULE_EPHEMERAL_DIRECTORY=$PWD/.cache/molecule/sharded molecule test -s sharded
+not_in_suite=" sharded "
+
 stage_molecule() {
   # One scenario at a time (2 cores); each starts with `destroy`, so leftovers
   # of an earlier run are removed first.
@@ -70,6 +77,10 @@ stage_molecule() {
   for dir in extensions/molecule/*/; do
     scenario=$(basename "$dir")
     [[ -f $dir/molecule.yml ]] || continue
+    if [[ $not_in_suite == *" $scenario "* ]]; then
+      echo "molecule: scenario $scenario is not in the suite yet (see scripts/test.sh)"
+      continue
+    fi
     start=$SECONDS
     if [[ $scenario == "$bench_scenario" ]]; then
       # --destroy never skips the first destroy of the sequence too.

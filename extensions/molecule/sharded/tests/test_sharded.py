@@ -1,0 +1,364 @@
+"""The sharded topology, checked with real clients on the lab's internet host
+(outside1): every user's mail on their own shard whichever SMTP host took it,
+logins through the proxy, a shard that is down, and a mailbox moved while mail
+for it keeps arriving and its IMAP client stays connected.
+
+The tests run in file order; the later ones move users between the shards."""
+
+import json
+import os
+import subprocess
+import textwrap
+import time
+
+import pytest
+import testinfra
+
+PASSWORDS = {u: "%s-lab-password" % u for u in ("alice", "bob", "carol", "dave")}
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+STATE = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", os.path.join(PROJECT, ".cache/molecule/sharded"))
+
+
+def shard(name):
+    return testinfra.get_host("podman://%s" % name)
+
+
+@pytest.fixture(scope="module")
+def host():
+    """outside1, the lab's internet host (a fixture, not testinfra_hosts: the
+    tests must run in file order, and pytest reorders parametrised ones)."""
+    return shard("outside1")
+
+
+@pytest.fixture(scope="module")
+def ms1():
+    return shard("ms1")
+
+
+@pytest.fixture(scope="module")
+def ms2():
+    return shard("ms2")
+
+
+def client(host, code):
+    """Run Python on outside1; the snippet prints one JSON value last."""
+    script = textwrap.dedent(code)
+    result = host.run("python3 - <<'PYEOF'\nimport json, smtplib, imaplib, poplib, ssl, time\n"
+                      "ctx = ssl._create_unverified_context()\n" + script + "\nPYEOF")
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def count(store, user):
+    out = store.run("find /var/vmail/example.test/%s/Maildir/new /var/vmail/example.test/%s/Maildir/cur "
+                    "-type f 2>/dev/null | wc -l" % (user, user))
+    return int(out.stdout.strip() or 0)
+
+
+def wait_for(store, user, want, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline and count(store, user) < want:
+        time.sleep(1)
+    return count(store, user)
+
+
+def send(host, smtp_host, rcpts, subject):
+    return client(host, """
+        s = smtplib.SMTP("{h}", 25, timeout=30)
+        s.ehlo("outside1.outside.test")
+        refused = s.sendmail("someone@outside.test", {rcpts!r},
+                             "From: someone@outside.test\\r\\nSubject: {subject}\\r\\n\\r\\nhello\\r\\n")
+        s.quit()
+        print(json.dumps(sorted(refused)))
+    """.format(h=smtp_host, rcpts=list(rcpts), subject=subject))
+
+
+def smtp_addresses(host):
+    return sorted(host.check_output("dig +short A smtp.example.test").split())
+
+
+def bounces():
+    """Bounces the SMTP tier made (it must make none)."""
+    return sum(int(shard(h).run("journalctl --no-pager -u postfix@- -u postfix | grep -c 'status=bounced'")
+                   .stdout.strip() or 0) for h in ("smtp1", "smtp2"))
+
+
+def test_dns_round_robin_and_service_names(host):
+    assert host.check_output("dig +short MX example.test") == "5 smtp.example.test."
+    assert len(smtp_addresses(host)) == 2
+    assert host.check_output("dig +short A imap.example.test") == host.check_output("dig +short A pop3.example.test")
+
+
+def test_mail_lands_only_on_the_users_shard_through_either_smtp_host(host, ms1, ms2):
+    before = {u: (count(ms1, u), count(ms2, u)) for u in ("alice", "bob")}
+    for address in smtp_addresses(host):
+        assert send(host, address, ["alice@example.test", "bob@example.test"], "via %s" % address) == []
+    assert wait_for(ms1, "alice", before["alice"][0] + 2) == before["alice"][0] + 2
+    assert wait_for(ms2, "bob", before["bob"][1] + 2) == before["bob"][1] + 2
+    assert (count(ms2, "alice"), count(ms1, "bob")) == (0, 0)
+
+
+def test_unknown_recipient_refused_at_rcpt(host):
+    got = client(host, """
+        s = smtplib.SMTP("smtp.example.test", 25, timeout=30)
+        s.ehlo("outside1.outside.test")
+        s.mail("someone@outside.test")
+        print(json.dumps(s.rcpt("nobody@example.test")[0]))
+    """)
+    assert got == 550
+
+
+def test_the_filter_saw_each_message_once(ms1, ms2):
+    checked = 0
+    for store, user in ((ms1, "alice"), (ms2, "bob")):
+        found = store.check_output("find /var/vmail/example.test/%s/Maildir/new /var/vmail/example.test/%s/Maildir/cur"
+                                   " -type f" % (user, user))
+        for path in found.split():
+            headers = store.file(path).content_string.split("\n\n", 1)[0]
+            scanned = [line for line in headers.splitlines() if line.startswith("X-Virus-Scanned:")]
+            assert len(scanned) == 1, (path, scanned)
+            checked += 1
+    assert checked >= 4
+
+
+@pytest.mark.parametrize("user, shard_name", [("alice", "ms1"), ("bob", "ms2")])
+def test_imap_and_pop3_through_the_proxy_reach_the_users_shard(host, user, shard_name):
+    got = client(host, """
+        m = imaplib.IMAP4_SSL("imap.example.test", 993, ssl_context=ctx)
+        m.login("{u}@example.test", "{pw}")
+        n = int(m.select("INBOX")[1][0])
+        subject = m.fetch(b"1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1][0][1].decode().strip()
+        m.logout()
+        p = poplib.POP3_SSL("pop3.example.test", 995, context=ctx)
+        p.user("{u}@example.test")
+        p.pass_("{pw}")
+        pop = p.stat()[0]
+        p.quit()
+        print(json.dumps({{"imap": n, "pop3": pop, "subject": subject}}))
+    """.format(u=user, pw=PASSWORDS[user]))
+    assert got["imap"] >= 2 and got["pop3"] == got["imap"] and got["subject"].startswith("Subject: via"), got
+    # The proxy logged the user in on the shard the database names.
+    log = shard(shard_name).check_output("journalctl --no-pager -u dovecot | grep 'imap-login: Login: user=<%s@'"
+                                         " | tail -n 1" % user)
+    assert "Login: user=<%s@example.test>" % user in log
+
+
+def test_a_direct_login_to_a_shard_is_refused(host):
+    got = client(host, """
+        m = imaplib.IMAP4("ms1.example.test", 143)
+        m.starttls(ssl._create_unverified_context())
+        try:
+            m.login("alice@example.test", "alice-lab-password")
+            print(json.dumps("logged in"))
+        except imaplib.IMAP4.error as e:
+            print(json.dumps(str(e)))
+    """)
+    assert "AUTHENTICATIONFAILED" in got
+
+
+@pytest.mark.parametrize("user", ["alice", "bob"])
+def test_submission_through_the_smtp_tier_for_users_of_both_shards(host, user):
+    got = client(host, """
+        s = smtplib.SMTP("smtp.example.test", 587, timeout=30)
+        s.starttls(context=ctx)
+        s.login("{u}@example.test", "{pw}")
+        refused = s.sendmail("{u}@example.test", ["carol@example.test"], "Subject: from {u}\\r\\n\\r\\nhi\\r\\n")
+        s.quit()
+        print(json.dumps(sorted(refused)))
+    """.format(u=user, pw=PASSWORDS[user]))
+    assert got == []
+
+
+def test_webmail_logs_in_and_reads_through_the_proxy(host):
+    got = client(host, """
+        import http.cookiejar, re, urllib.parse, urllib.request
+        base = "https://proxy1.example.test"
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                             urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+        page = opener.open(base + "/?_task=login", timeout=30).read().decode()
+        token = re.search(r'name="_token" value="([^"]+)"', page).group(1)
+        form = urllib.parse.urlencode({"_token": token, "_task": "login", "_action": "login", "_timezone": "UTC",
+                                       "_url": "", "_user": "bob@example.test", "_pass": "bob-lab-password"}).encode()
+        resp = opener.open(base + "/?_task=login", form, timeout=30)
+        page = resp.read().decode()
+        token = re.search(r'"request_token":"([^"]+)"', page).group(1)
+        req = urllib.request.Request(base + "/?_task=mail&_action=list&_mbox=INBOX&_remote=1",
+                                     headers={"X-Roundcube-Request": token})
+        listing = opener.open(req, timeout=30).read().decode()
+        print(json.dumps({"url": resp.geturl(), "listed": "via " in listing}))
+    """)
+    assert "_task=mail" in got["url"] and got["listed"], got
+
+
+def test_a_shard_that_is_down_defers_only_its_users_mail(host, ms1, ms2):
+    smtp1 = shard("smtp1")
+    alice, bob = count(ms1, "alice"), count(ms2, "bob")
+    ms2.check_output("systemctl stop dovecot")
+    try:
+        assert send(host, smtp_addresses(host)[0], ["alice@example.test", "bob@example.test"], "ms2 down") == []
+        assert wait_for(ms1, "alice", alice + 1) == alice + 1
+        deadline = time.time() + 60
+        deferred = []
+        while time.time() < deadline and not deferred:
+            entries = [json.loads(line) for line in smtp1.check_output("postqueue -j").splitlines()]
+            deferred = [r for e in entries for r in e["recipients"]
+                        if r["address"] == "bob@example.test" and "delay_reason" in r]
+            time.sleep(1)
+        # Waiting in the SMTP tier's queue, not bounced: LMTP on ms2 refused the connection.
+        assert deferred and "Connection refused" in deferred[0]["delay_reason"], deferred
+    finally:
+        ms2.check_output("systemctl start dovecot")
+    smtp1.check_output("postqueue -f")
+    assert wait_for(ms2, "bob", bob + 1) == bob + 1
+    assert bounces() == 0
+
+
+def run_playbook(name, *extra):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".cache/collections"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    cmd = ["ansible-playbook", "-i", os.path.join(STATE, "inventory"),
+           os.path.join(PROJECT, "playbooks", name)] + list(extra)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=PROJECT, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def recap(output, host):
+    line = [entry for entry in output.splitlines() if entry.startswith(host + " ")][-1]
+    return dict(part.split("=") for part in line.split(":", 1)[1].split())
+
+
+# A client that stays logged in through the proxy while the move runs: it
+# notes the mailbox's UIDVALIDITY, reconnects when its session is ended, and
+# reports what it saw.
+WATCHER = """
+import imaplib, json, ssl, sys, time
+ctx = ssl._create_unverified_context()
+def connect():
+    m = imaplib.IMAP4_SSL("imap.example.test", 993, ssl_context=ctx)
+    m.login("carol@example.test", "carol-lab-password")
+    m.select("INBOX")
+    return m, m.response("UIDVALIDITY")[1][0].decode()
+m, first = connect()
+seen, reconnects, end = [first], 0, time.time() + float(sys.argv[1])
+while time.time() < end:
+    try:
+        m.noop()
+    except Exception:
+        reconnects += 1
+        time.sleep(0.5)
+        m, v = connect()
+        seen.append(v)
+    time.sleep(0.3)
+print(json.dumps({"uidvalidity": seen, "reconnects": reconnects}))
+"""
+
+SENDER = """
+import smtplib, sys, time
+hosts = sys.argv[1:]
+for i in range(100):
+    s = smtplib.SMTP(hosts[i % len(hosts)], 25, timeout=30)
+    s.sendmail("someone@outside.test", ["carol@example.test"],
+               "From: someone@outside.test\\r\\nSubject: load %03d\\r\\n\\r\\nmessage %d\\r\\n" % (i, i))
+    s.quit()
+    time.sleep(0.1)
+print("sent")
+"""
+
+
+def carol_mailbox(host):
+    """What carol's IMAP client sees through the proxy: UIDVALIDITY, subjects, flags."""
+    return client(host, """
+        m = imaplib.IMAP4_SSL("imap.example.test", 993, ssl_context=ctx)
+        m.login("carol@example.test", "carol-lab-password")
+        m.select("INBOX", readonly=True)
+        uidvalidity = m.response("UIDVALIDITY")[1][0].decode()
+        typ, data = m.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        rows = [(d[0].decode(), d[1].decode().strip()) for d in data if isinstance(d, tuple)]
+        m.logout()
+        print(json.dumps({"uidvalidity": uidvalidity, "rows": rows}))
+    """)
+
+
+def test_a_move_under_load_keeps_every_message_once(host, ms1, ms2):
+    # Earlier mail, one message flagged, before the move.
+    start = count(ms1, "carol")
+    for i in range(3):
+        send(host, "smtp.example.test", ["carol@example.test"], "earlier %d" % i)
+    assert wait_for(ms1, "carol", start + 3) == start + 3
+    client(host, """
+        m = imaplib.IMAP4_SSL("imap.example.test", 993, ssl_context=ctx)
+        m.login("carol@example.test", "carol-lab-password")
+        m.select("INBOX")
+        m.store(b"1", "+FLAGS", "(\\\\Flagged)")
+        m.logout()
+        print(json.dumps(True))
+    """)
+    before = carol_mailbox(host)
+    host.check_output("cat > /tmp/watcher.py <<'EOF'\n%s\nEOF" % WATCHER)
+    host.check_output("cat > /tmp/sender.py <<'EOF'\n%s\nEOF" % SENDER)
+    host.check_output("nohup python3 /tmp/watcher.py 60 > /tmp/watcher.out 2>&1 &")
+    host.check_output("nohup python3 /tmp/sender.py %s > /tmp/sender.out 2>&1 &" % " ".join(smtp_addresses(host)))
+    # Move once part of the load has arrived on ms1.
+    wait_for(ms1, "carol", start + 3 + 20)
+    out = run_playbook("move_user.yml", "-e", "mailstack_move_email=carol@example.test",
+                       "-e", "mailstack_move_target=ms2")
+    assert recap(out, "ms2")["changed"] != "0"
+    deadline = time.time() + 120
+    while time.time() < deadline and host.run("cat /tmp/sender.out").stdout.strip() != "sent":
+        time.sleep(1)
+    assert host.run("cat /tmp/sender.out").stdout.strip() == "sent"
+    for name in ("smtp1", "smtp2"):
+        shard(name).check_output("postqueue -f")
+    want = len(before["rows"]) + 100
+    assert wait_for(ms2, "carol", want, timeout=180) == want
+    after = carol_mailbox(host)
+    subjects = [s for _flags, s in after["rows"]]
+    loads = sorted(s for s in subjects if "load " in s)
+    assert loads == ["Subject: load %03d" % i for i in range(100)], loads
+    assert len(subjects) == want
+    # Same UIDVALIDITY, same UIDs and flags for the earlier mail.
+    assert after["uidvalidity"] == before["uidvalidity"]
+    assert after["rows"][:len(before["rows"])] == before["rows"]
+    assert "\\Flagged" in before["rows"][0][0]
+    # The mail is on ms2 now; the router sends carol's mail there.
+    assert ms2.check_output("doveadm mailbox status -u carol@example.test messages INBOX") == "messages=%d" % want
+    assert bounces() == 0
+    # The client stayed connected through the proxy, was moved once, and saw the same mailbox.
+    time.sleep(1)
+    deadline = time.time() + 90
+    while time.time() < deadline and not host.run("cat /tmp/watcher.out").stdout.strip():
+        time.sleep(1)
+    watched = json.loads(host.check_output("cat /tmp/watcher.out"))
+    assert watched["reconnects"] >= 1 and set(watched["uidvalidity"]) == {before["uidvalidity"]}, watched
+    log = ms2.check_output("journalctl --no-pager -u dovecot | grep 'imap-login: Login: user=<carol@' | tail -n 1")
+    assert "carol@example.test" in log
+
+
+def test_a_second_move_changes_nothing():
+    out = run_playbook("move_user.yml", "-e", "mailstack_move_email=carol@example.test",
+                       "-e", "mailstack_move_target=ms2")
+    assert recap(out, "ms2")["changed"] == "0"
+
+
+def test_cleanup_removes_the_source_copy(ms1):
+    assert ms1.file("/var/vmail/example.test/carol").exists
+    run_playbook("move_user.yml", "-e", "mailstack_move_email=carol@example.test",
+                 "-e", "mailstack_move_target=ms2", "-e", "mailstack_move_cleanup=true")
+    assert not ms1.file("/var/vmail/example.test/carol").exists
+
+
+def test_drain_empties_a_shard(host, ms1):
+    out = run_playbook("drain_shard.yml", "-e", "mailstack_drain_shard=ms2")
+    db = shard("ns1")
+    rows = db.check_output("mysql -N mail -e \"SELECT mailbox_host, COUNT(*) FROM mailbox GROUP BY mailbox_host\"")
+    assert rows.split() == ["ms1", "4"], rows
+    assert db.check_output("mysql -N mail -e \"SELECT state FROM mailbox_host WHERE name = 'ms2'\"") == "draining"
+    assert "ms2: 3 user(s) moved to ms1" in out
+    # Users of the drained shard still read their mail, now on ms1.
+    got = client(host, """
+        m = imaplib.IMAP4_SSL("imap.example.test", 993, ssl_context=ctx)
+        m.login("bob@example.test", "bob-lab-password")
+        print(json.dumps(int(m.select("INBOX")[1][0])))
+    """)
+    assert got >= 3 and count(ms1, "bob") == got
