@@ -41,7 +41,7 @@ def test_schema_create_idempotent_check_mode(ansible, empty_db):
     assert r1['changed'] and r1['version_before'] == 0 and r1['version_after'] == schema.LATEST
     assert not r2['changed'] and r2['version_before'] == r2['version_after'] == schema.LATEST
     tables = set(t[0] for t in empty_db.query('SHOW TABLES'))
-    assert tables == {'schema_version', 'domain', 'mailbox_host', 'mailbox', 'alias'}
+    assert tables == {'schema_version', 'domain', 'mailbox_host', 'mailbox', 'alias', 'mailbox_move'}
     engines = set(r[0] for r in empty_db.query(
         "SELECT DISTINCT engine FROM information_schema.tables WHERE table_schema = 'mail'"))
     assert engines == {'InnoDB'}
@@ -91,11 +91,11 @@ def test_schema_upgrade_1_to_2_keeps_rows(ansible, empty_db):
     others = rows()
     r = ansible.run('mail_domain', {'name': 'example.net', 'relay_host': '[192.0.2.7]:25'})
     assert r['failed'] and 'at version 1, this module needs 2' in r['msg'] and 'mail_schema' in r['msg']
-    r = ansible.run('mail_schema', {}, check_mode=True)
+    r = ansible.run('mail_schema', {'version': 2}, check_mode=True)
     assert r['changed'] and (r['version_before'], r['version_after']) == (1, 2)
     assert r['applied'] == ['2: domain.relay_host: next hop of a relay domain']
     assert 'relay_host' not in [c[0] for c in empty_db.query('SHOW COLUMNS FROM domain')]
-    r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
+    r1, r2 = ansible.tasks([('mail_schema', {'version': 2}, {}), ('mail_schema', {'version': 2}, {})])
     assert r1['changed'] and (r1['version_before'], r1['version_after']) == (1, 2)
     assert not r2['changed'] and r2['version_before'] == r2['version_after'] == 2
     columns = [c[0] for c in empty_db.query('SHOW COLUMNS FROM domain')]
@@ -120,8 +120,27 @@ def test_schema_migration_2_rerun_after_partial_apply(empty_db):
     for stmt in schema.MIGRATIONS[1][2]:
         empty_db.execute(stmt)
     empty_db.execute("INSERT INTO domain (name, kind, relay_host) VALUES ('example.net', 'relay', '[192.0.2.7]')")
-    assert schema.migrate(conn)[:2] == (1, 2)
+    assert schema.migrate(conn, target=2)[:2] == (1, 2)
     assert empty_db.query('SELECT name, relay_host FROM domain') == (('example.net', '[192.0.2.7]'),)
+
+
+def test_schema_upgrade_2_to_3_keeps_rows(ansible, empty_db):
+    """A version 2 database gains mailbox.hold_until (NULL for every user: nobody held) and
+    the mailbox_move table, and keeps its rows."""
+    r = ansible.run('mail_schema', {'version': 2})
+    assert r['changed'] and (r['version_before'], r['version_after']) == (0, 2)
+    empty_db.execute("INSERT INTO domain (name, kind) VALUES ('example.org', 'local')")
+    empty_db.execute("INSERT INTO mailbox_host (name, address) VALUES ('store1', '10.0.0.1')")
+    empty_db.execute("INSERT INTO mailbox (email, local_part, domain, password, quota, mailbox_host, maildir) "
+                     "VALUES ('a@example.org', 'a', 'example.org', '{PLAIN}x', 1024, 'store1', 'example.org/a/')")
+    before = empty_db.query('SELECT email, password, quota, mailbox_host, maildir FROM mailbox')
+    r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
+    assert r1['changed'] and (r1['version_before'], r1['version_after']) == (2, 3)
+    assert r1['applied'] == ['3: moving mailboxes between shards: mailbox.hold_until, mailbox_move']
+    assert not r2['changed']
+    assert empty_db.query('SELECT email, password, quota, mailbox_host, maildir FROM mailbox') == before
+    assert empty_db.query('SELECT hold_until FROM mailbox') == ((None,),)
+    assert empty_db.query('SELECT COUNT(*) FROM mailbox_move') == ((0,),)
 
 
 def test_modules_require_schema(ansible, empty_db):
