@@ -47,19 +47,21 @@ import sys
 import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (CONTAINERS, REPO, address, inventory_hostvars, make_log, run, sh, wait_queue_empty,
+                      without_filter)
+from benchlib import smtp_source as lab_smtp_source
+
 LAB_INVENTORY = os.path.join(REPO, 'inventories', 'lab', 'hosts.yml')
 BENCH_INVENTORY = os.path.join(REPO, 'bench', 'lab', 'inventory.yml')
 PREFIX = 'mailstack-lab-'
 HOSTS = ['ns1', 'mx1', 'filter1', 'outside1', 'stock1']
 IMAGE = os.environ.get('MAILSTACK_IMAGE', 'localhost/mailstack-debian12:latest')
 # Host name -> container; make demo's lab unless --inventory names another.
-CONTAINERS = dict((h, PREFIX + h) for h in HOSTS)
+CONTAINERS.update((h, PREFIX + h) for h in HOSTS)
 INVENTORIES = [LAB_INVENTORY, BENCH_INVENTORY]
 DOMAIN = 'example.test'
 USER = 'bench@' + DOMAIN
 STOCK_USER = 'bench@stock.test'
-SENDER = 'sender@outside.test'
 SESSIONS = 10
 SIZE = 5120
 SINK_PORT = 2525
@@ -69,24 +71,7 @@ FULL = dict(sink=20000, stock=4000, direct=4000, filtered=400, spamc=400)
 SMOKE = dict(sink=300, stock=100, direct=100, filtered=20, spamc=20)
 
 
-def log(msg):
-    sys.stderr.write('[smtp_throughput] %s\n' % msg)
-    sys.stderr.flush()
-
-
-def run(cmd, check=True, input_text=None, timeout=None):
-    proc = subprocess.run(cmd, input=input_text, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise SystemExit('command failed (rc %d): %s\n%s%s'
-                         % (proc.returncode, ' '.join(cmd), proc.stdout[-3000:], proc.stderr[-3000:]))
-    return proc
-
-
-def sh(host, script, check=True, input_text=None, timeout=None):
-    """Runs a shell script in a lab container."""
-    return run(['podman', 'exec', '-i', CONTAINERS[host], 'sh', '-c', script], check=check,
-               input_text=input_text, timeout=timeout)
+log = make_log('smtp_throughput')
 
 
 def existing_containers():
@@ -111,10 +96,6 @@ def playbook(path, logfile, extra=()):
     log('%s: %.0f s' % (os.path.relpath(path, REPO), time.time() - start))
 
 
-def address(host):
-    return sh(host, "hostname -I | cut -d' ' -f1").stdout.strip()
-
-
 def maildir_new(host, user):
     home = sh(host, 'doveadm user -f home %s' % user).stdout.strip()
     if not home.startswith('/'):
@@ -127,28 +108,13 @@ def count(host, maildir):
     return int(out or 0)
 
 
-def wait_queue_empty(host, timeout=300):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not sh(host, 'postqueue -j').stdout.strip():
-            return
-        time.sleep(0.5)
-    raise SystemExit('the queue of %s did not drain in %d s' % (host, timeout))
-
-
 def reset_mailbox(host, maildir):
     wait_queue_empty(host)
     sh(host, 'rm -rf %s' % maildir)
 
 
 def smtp_source(target, rcpt, messages):
-    """Runs smtp-source on outside1; returns its wall time."""
-    start = time.time()
-    proc = sh('outside1', '/usr/sbin/smtp-source -s %d -m %d -l %d -f %s -t %s %s' % (
-        SESSIONS, messages, SIZE, SENDER, rcpt, target), check=False, timeout=3600)
-    if proc.returncode != 0:
-        raise SystemExit('smtp-source to %s failed: %s%s' % (target, proc.stdout[-2000:], proc.stderr[-2000:]))
-    return time.time() - start
+    return lab_smtp_source(target, rcpt, messages, SESSIONS, SIZE)
 
 
 def delivered_rate(name, host, maildir, target, rcpt, messages, timeout):
@@ -196,16 +162,6 @@ def sink_rate(mx_addr, messages):
     rate = messages / seconds
     log('sink: %d messages in %.1f s: %.1f msgs/s' % (messages, seconds, rate))
     return rate
-
-
-def without_filter(fn):
-    """Runs fn with mx1's content_filter emptied; main.cf is restored byte for byte after."""
-    sh('mx1', 'cp -p /etc/postfix/main.cf /etc/postfix/main.cf.bench-saved && '
-              'postconf -e content_filter= && postfix reload')
-    try:
-        return fn()
-    finally:
-        sh('mx1', 'mv /etc/postfix/main.cf.bench-saved /etc/postfix/main.cf && postfix reload')
 
 
 def spamassassin_limit(sample, cores, messages):
@@ -278,13 +234,7 @@ def main():
 def on_converged_lab(inventory, sizes, keep, logfile):
     """The hosts of a converged lab's inventory, plus a stock1 container on
     their network for the run."""
-    listing = json.loads(run([os.path.join(os.path.dirname(sys.executable), 'ansible-inventory'),
-                              '-i', inventory, '--list']).stdout)
-    hostvars = listing.get('_meta', {}).get('hostvars', {})
-    for name in ('mx1', 'filter1', 'outside1'):
-        if name not in hostvars:
-            raise SystemExit('%s has no host %s' % (inventory, name))
-        CONTAINERS[name] = hostvars[name].get('ansible_host', name)
+    inventory_hostvars(inventory, ('mx1', 'filter1', 'outside1'))
     CONTAINERS['stock1'] = 'mailstack-bench-stock1'
     network = run(['podman', 'inspect', '--format', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}',
                    CONTAINERS['mx1']]).stdout.strip()
@@ -316,8 +266,8 @@ def measure(sizes):
     sink = sink_rate(mx_addr, sizes['sink'])
     stock = delivered_rate('stock', 'stock1', stock_maildir, stock_addr, STOCK_USER, sizes['stock'],
                            timeout=600)[0]
-    direct = without_filter(lambda: delivered_rate('direct', 'mx1', mx_maildir, mx_addr, USER,
-                                                   sizes['direct'], timeout=600))[0]
+    direct = without_filter(['mx1'], lambda: delivered_rate('direct', 'mx1', mx_maildir, mx_addr, USER,
+                                                            sizes['direct'], timeout=600))[0]
     sample = sh('mx1', 'f=$(ls -U %s/new | head -n 1); cat "%s/new/$f"' % (mx_maildir, mx_maildir)).stdout
     # Warm amavisd-new's children up before the timed run.
     delivered_rate('filtered warm-up', 'mx1', mx_maildir, mx_addr, USER, 2 * cores, timeout=300)

@@ -143,8 +143,10 @@ target:
   description: The shard the mailbox is on after this run.
   returned: always
   type: str
-action:
-  description: What this run did - C(none), C(moved), C(resumed), C(aborted), C(cleaned).
+outcome:
+  description:
+    - What this run did - C(none), C(moved), C(resumed), C(aborted), C(cleaned).
+    - Not named C(action), which Ansible's callbacks use for the module's name.
   returned: always
   type: str
 messages:
@@ -161,6 +163,14 @@ copy_seconds:
   type: float
 hold_seconds:
   description: How long the user's deliveries and logins were held.
+  returned: when the mailbox moved
+  type: float
+sync_seconds:
+  description: Time of the final two-way sync, within the hold.
+  returned: when the mailbox moved
+  type: float
+seconds:
+  description: Time of the move in the module, from the start of the copy to the release of the hold.
   returned: when the mailbox moved
   type: float
 '''
@@ -305,7 +315,7 @@ class Mover(object):
     def run(self):
         p = self.p
         self.load()
-        result = dict(email=self.email, target=self.current, action='none', changed=False)
+        result = dict(email=self.email, target=self.current, outcome='none', changed=False)
         unfinished = self.move is not None and self.move['state'] != 'done'
 
         if p['cleanup']:
@@ -314,7 +324,7 @@ class Mover(object):
         if p['abort']:
             if not unfinished:
                 return result
-            result.update(changed=True, action='aborted', source=self.move['source'])
+            result.update(changed=True, outcome='aborted', source=self.move['source'])
             if self.module.check_mode:
                 return result
             if self.move['state'] == 'held':
@@ -348,13 +358,14 @@ class Mover(object):
         source = self.move['source'] if unfinished else self.current
         if source is None:
             raise MoveError('%s: the mailbox has no mailbox host to move from; set it with mail_user' % self.email)
-        result.update(changed=True, source=source, action='resumed' if unfinished else 'moved')
+        result.update(changed=True, source=source, outcome='resumed' if unfinished else 'moved')
         if not unfinished or self.move['state'] == 'copying':
             result['messages'], result['bytes'] = self.size(source)
         if self.module.check_mode:
             result['target'] = target
             return result
 
+        start = time.time()
         if not unfinished:
             self.move = dict(source=source, target=target, state='copying')
             self.set_state('copying')
@@ -366,6 +377,7 @@ class Mover(object):
             result['flip_seconds'] = time.time() - flip
         self.finish(result)
         result.pop('flip_seconds', None)
+        result['seconds'] = round(time.time() - start, 3)
         return result
 
     def is_local(self, name):
@@ -389,7 +401,7 @@ class Mover(object):
         path = os.path.join(self.p['mail_root'], self.maildir)
         if not os.path.realpath(path).startswith(os.path.realpath(self.p['mail_root']) + os.sep):
             raise MoveError('%s: maildir %r is outside mail_root' % (self.email, self.maildir))
-        result.update(changed=True, action='cleaned', source=source, path=path)
+        result.update(changed=True, outcome='cleaned', source=source, path=path)
         if not self.module.check_mode:
             if os.path.exists(path):
                 shutil.rmtree(path)
