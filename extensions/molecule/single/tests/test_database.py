@@ -15,6 +15,7 @@ def latest_migration():
     with open(os.path.join(PROJECT, "plugins", "module_utils", "schema.py")) as f:
         return max(int(v) for v in re.findall(r"^    \((\d+), '", f.read(), re.M))
 
+
 # `host` is the mail server, a client of the database.
 testinfra_hosts = ["podman://mx1"]
 
