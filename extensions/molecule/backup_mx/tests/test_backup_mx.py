@@ -4,11 +4,16 @@ right mailbox exactly once when the primary is back. The tests run in file
 order; the failover test leaves 200 messages that the mirror test copies."""
 
 import json
+import os
+import sys
 import time
 import uuid
 
 import pytest
 import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+import testlib  # noqa: E402 pylint: disable=wrong-import-position
 
 testinfra_hosts = ["podman://outside1"]
 
@@ -105,6 +110,25 @@ def test_replica_is_healthy_caught_up_and_read_only(mx1, mx2):
     wait("the replica to reach the primary's GTID position",
          lambda: mx2.check_output("mariadb -N -B -e 'SELECT @@gtid_slave_pos'") == primary_pos, 30)
     assert mx2.check_output("mariadb -N -B -e 'SELECT @@read_only'") == "1"
+
+
+def test_the_report_shows_the_replica_its_lag_and_a_stopped_sql_thread(mx1, mx2):
+    report, out = testlib.report("backup_mx")
+    replica = report["hosts"]["mx2"]["mailstack"]["database"]
+    assert replica["role"] == "replica" and replica["replication"]["healthy"], replica
+    assert replica["replication"]["seconds_behind"] == 0, replica
+    assert "mx2: " in out and "database replica, healthy, lag 0 s" in out
+    assert report["hosts"]["mx1"]["mailstack"]["database"]["role"] == "primary"
+    assert report["problems"] == [], report["problems"]
+    mx2.check_output("mariadb -e 'STOP SLAVE SQL_THREAD'")
+    try:
+        report, out = testlib.report("backup_mx")
+        assert "database replica, NOT healthy, lag unknown" in out
+        assert [p for p in report["problems"] if p.startswith("mx2: database: replication is not healthy")
+                and "SQL thread is not running" in p], report["problems"]
+    finally:
+        mx2.check_output("mariadb -e 'START SLAVE SQL_THREAD'")
+    wait("the replica's SQL thread", lambda: slave_status(mx2)["Slave_SQL_Running"] == "Yes", 30)
 
 
 def test_backup_relays_for_the_database_only(host, mx2):

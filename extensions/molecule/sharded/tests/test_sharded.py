@@ -7,16 +7,18 @@ The tests run in file order; the later ones move users between the shards."""
 
 import json
 import os
-import subprocess
+import sys
 import textwrap
 import time
 
 import pytest
 import testinfra
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+import testlib  # noqa: E402 pylint: disable=wrong-import-position
+from testlib import recap  # noqa: E402 pylint: disable=wrong-import-position
+
 PASSWORDS = {u: "%s-lab-password" % u for u in ("alice", "bob", "carol", "dave")}
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
-STATE = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", os.path.join(PROJECT, ".cache/molecule/sharded"))
 
 
 def shard(name):
@@ -206,6 +208,14 @@ def test_a_shard_that_is_down_defers_only_its_users_mail(host, ms1, ms2):
             time.sleep(1)
         # Waiting in the SMTP tier's queue, not bounced: LMTP on ms2 refused the connection.
         assert deferred and "Connection refused" in deferred[0]["delay_reason"], deferred
+        # The operations report shows the waiting mail and the stopped Dovecot.
+        report, out = testlib.report("sharded")
+        queue = report["hosts"]["smtp1"]["mailstack"]["postfix"]
+        assert queue["queues"]["deferred"] >= 1 and queue["oldest_age_seconds"] is not None, queue
+        assert any("Connection refused" in r["reason"] for r in queue["deferred_reasons"]), queue
+        assert "smtp1: postfix: %d deferred message(s)" % queue["queues"]["deferred"] in " ".join(report["problems"])
+        assert "ms2: dovecot: enabled but not running" in report["problems"], report["problems"]
+        assert "smtp1: queue %d (deferred %d" % (queue["messages"], queue["queues"]["deferred"]) in out
     finally:
         ms2.check_output("systemctl start dovecot")
     smtp1.check_output("postqueue -f")
@@ -214,18 +224,7 @@ def test_a_shard_that_is_down_defers_only_its_users_mail(host, ms1, ms2):
 
 
 def run_playbook(name, *extra):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".cache/collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    cmd = ["ansible-playbook", "-i", os.path.join(STATE, "inventory"),
-           os.path.join(PROJECT, "playbooks", name)] + list(extra)
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=PROJECT, check=False)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    return result.stdout
-
-
-def recap(output, host):
-    line = [entry for entry in output.splitlines() if entry.startswith(host + " ")][-1]
-    return dict(part.split("=") for part in line.split(":", 1)[1].split())
+    return testlib.run_playbook("sharded", name, *extra)
 
 
 # A client that stays logged in through the proxy while the move runs: it
@@ -362,3 +361,20 @@ def test_drain_empties_a_shard(host, ms1):
         print(json.dumps(int(m.select("INBOX")[1][0])))
     """)
     assert got >= 3 and count(ms1, "bob") == got
+
+
+def test_the_report_lists_users_and_bytes_per_shard(ms1):
+    report, out = testlib.report("sharded")
+    shards = dict((s["name"], s) for s in report["shards"])
+    assert (shards["ms1"]["state"], shards["ms1"]["users"]) == ("active", 4), shards
+    assert (shards["ms2"]["state"], shards["ms2"]["users"]) == ("draining", 0), shards
+    used = int(ms1.check_output("du -sb /var/vmail | cut -f1"))
+    # The files' bytes (du also counts the directories themselves).
+    assert 0 < shards["ms1"]["bytes"] <= used and shards["ms1"]["mailboxes"] == 4, shards["ms1"]
+    assert "  ms1 (active, weight 100): 4 users," in out
+    proxy = report["hosts"]["proxy1"]["mailstack"]
+    assert proxy["dovecot"]["running"] and "database" not in proxy and "postfix" not in proxy, proxy
+    assert report["hosts"]["ns1"]["mailstack"]["database"]["role"] == "primary"
+    assert all(c["days_left"] > 300 for h in ("smtp1", "proxy1", "ms1")
+               for c in report["hosts"][h]["mailstack"]["certificates"])
+    assert report["problems"] == [], report["problems"]

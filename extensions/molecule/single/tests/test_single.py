@@ -2,12 +2,17 @@
 IMAP and POP3 clients on a host outside the mail system (outside1)."""
 
 import json
+import os
+import sys
 import textwrap
 import time
 import uuid
 
 import pytest
 import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+import testlib  # noqa: E402 pylint: disable=wrong-import-position
 
 testinfra_hosts = ["podman://outside1"]
 # outside1 resolves names through ns1 only: the mail host is known by its
@@ -400,3 +405,18 @@ def test_relay_domain_refuses_recipients_its_next_hop_does_not_know(host):
         time.sleep(3)
     assert not r["ok"] and r["code"] == 550, r
     assert "Recipient address rejected: undeliverable address" in r["msg"], r
+
+
+def test_the_report_shows_queue_dovecot_storage_and_certificates(mx):
+    report, out = testlib.report("single")
+    m = report["hosts"]["mx1"]["mailstack"]
+    assert m["postfix"]["running"] and set(m["postfix"]["queues"]) >= {"active", "deferred", "hold"}, m
+    assert m["dovecot"]["running"] and m["dovecot"]["processes"].get("master") == 1, m["dovecot"]
+    mailboxes = len(mx.check_output("ls -d /var/vmail/*/*/").split())
+    assert m["storage"]["mail"]["mailboxes"] == mailboxes and m["storage"]["mail"]["bytes"] > 0, m["storage"]
+    assert 0 < m["storage"]["file_system"]["bytes_used_percent"] < 100
+    assert [c["path"] for c in m["certificates"]] == ["/etc/ssl/mailstack/host.crt"]
+    assert m["certificates"][0]["days_left"] > 300 and "mx1" in m["certificates"][0]["subject"]
+    assert report["hosts"]["ns1"]["mailstack"]["database"]["role"] == "primary"
+    assert "outside1" not in report["hosts"]
+    assert "mx1: queue %d (deferred %d" % (m["postfix"]["messages"], m["postfix"]["queues"]["deferred"]) in out
