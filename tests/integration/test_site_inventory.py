@@ -16,14 +16,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_site(tmp_path, inventory, *options):
+def run_site(tmp_path, inventory, *options, playbook=REPO / "playbooks" / "site.yml"):
     inv = tmp_path / "hosts.yml"
     inv.write_text(inventory)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     bindir = Path(sys.executable).parent
     return subprocess.run(
-        [str(bindir / "ansible-playbook")] + list(options) + ["-i", str(inv), str(REPO / "playbooks" / "site.yml")],
+        [str(bindir / "ansible-playbook")] + list(options) + ["-i", str(inv), str(playbook)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -104,4 +104,15 @@ def test_a_bad_option_on_one_host_stops_every_host(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert "content_filter_children" in out, out
+    assert "PLAY [Base of every host]" not in out, out
+
+
+def test_the_root_site_yml_runs_the_same_plays(tmp_path):
+    """`ansible-playbook site.yml` from a checkout: the same refusal, the same
+    pre-flight task, as playbooks/site.yml."""
+    result = run_site(tmp_path, LOCAL_SINGLE.format(python=sys.executable, extra="    postfix_inet_protocols: ipv5"),
+                      "--check", playbook=REPO / "site.yml")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "TASK [Validate the options of each role this host runs]" in out and "postfix_inet_protocols" in out, out
     assert "PLAY [Base of every host]" not in out, out
