@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 LAB_INVENTORY := inventories/lab/hosts.yml
 
-.PHONY: setup lab demo demo-clean test lint sanity units molecule build
+.PHONY: setup lab demo demo-clean test lint sanity units molecule build awx-templates
 
 setup:
 	scripts/setup.sh
@@ -32,3 +32,7 @@ lint sanity units molecule: setup
 
 build: setup
 	ansible-galaxy collection build --force --output-path build/
+
+# AWX job templates (awx/job_templates.yml) from the argument specs.
+awx-templates: setup
+	$(VENV)/python scripts/awx_templates.py

@@ -3,9 +3,10 @@
 #
 #  * .venv: a virtual environment on Debian's Python with the pinned tools of
 #    requirements.txt;
-#  * .cache/collections: the collection dependencies of requirements.yml, from
-#    Galaxy; where Galaxy cannot be reached, from PyPI's `ansible` package
-#    (which bundles them), and it says so;
+#  * .cache/collections: the collection dependencies of requirements.yml (and
+#    awx/requirements.yml, for the AWX import playbook), from Galaxy; where
+#    Galaxy cannot be reached, from PyPI's `ansible` package (which bundles
+#    them), and it says so;
 #  * mailops.mailstack itself linked into that collections path, so playbooks,
 #    Molecule and ansible-test find this checkout as the collection.
 #
@@ -26,7 +27,8 @@ python=${MAILSTACK_PYTHON:-/usr/bin/python3}
 
 log() { printf 'setup: %s\n' "$*"; }
 
-want=$(cat requirements.txt requirements.yml "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
+reqfiles=(requirements.yml awx/requirements.yml)
+want=$(cat requirements.txt "${reqfiles[@]}" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
 if [[ -f $stamp && $(cat "$stamp") == "$want" && -L $coll/ansible_collections/mailops/mailstack ]]; then
   log "up to date (.venv and .cache/collections match requirements.txt and requirements.yml)"
   exit 0
@@ -53,7 +55,12 @@ log "installing requirements.txt into .venv"
 
 mkdir -p "$coll/ansible_collections"
 log "installing collection dependencies from Galaxy (requirements.yml)"
-if timeout 120 "$venv/bin/ansible-galaxy" collection install --force -r requirements.yml -p "$coll" >"$root/.cache/galaxy.log" 2>&1; then
+galaxy_ok=true
+for reqfile in "${reqfiles[@]}"; do
+  timeout 120 "$venv/bin/ansible-galaxy" collection install --force -r "$reqfile" -p "$coll" \
+    >"$root/.cache/galaxy.log" 2>&1 || { galaxy_ok=false; break; }
+done
+if $galaxy_ok; then
   log "collections installed from Galaxy"
 else
   log "Galaxy cannot be reached ($(grep -v "^\s*$" "$root/.cache/galaxy.log" | tail -n 1)):"
@@ -65,7 +72,7 @@ else
     "$venv/bin/pip" download --disable-pip-version-check -q --no-deps -d "$dl" "ansible==$ansible_bundle" \
       2> >(grep -v '^WARNING: Location' >&2)
   fi
-  "$venv/bin/python" - "$wheel" "$coll" requirements.yml <<'EOF'
+  "$venv/bin/python" - "$wheel" "$coll" "${reqfiles[@]}" <<'EOF'
 import json, shutil, sys, zipfile
 from pathlib import Path
 
@@ -73,8 +80,8 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-wheel, dest, reqfile = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-reqs = yaml.safe_load(open(reqfile))["collections"]
+wheel, dest = sys.argv[1], Path(sys.argv[2])
+reqs = [r for reqfile in sys.argv[3:] for r in yaml.safe_load(open(reqfile))["collections"]]
 with zipfile.ZipFile(wheel) as zf:
     for req in reqs:
         ns, name = req["name"].split(".")
