@@ -86,15 +86,7 @@ options:
     type: int
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: N/A
-    details: The module changes nothing.
-  platform:
-    platforms: posix
+  - mailops.mailstack.read_only
 requirements:
   - PyMySQL (for the C(database) section)
 seealso:

@@ -35,16 +35,8 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mailops.mailstack.read_only
   - mailops.mailstack.mariadb_replica
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: N/A
-    details: The module changes nothing.
-  platform:
-    platforms: posix
 seealso:
   - module: mailops.mailstack.mariadb_replica
 author:
