@@ -1,5 +1,6 @@
-"""What the scenarios' checks share: running the collection's playbooks
-against the scenario's hosts, reading their recap, and the health report.
+"""What the scenarios' checks share: a Python client on a lab host, running
+the collection's playbooks against the scenario's hosts, reading their
+recap, and the health report.
 
 Import from a scenario's tests with
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
@@ -9,8 +10,22 @@ import json
 import os
 import subprocess
 import tempfile
+import textwrap
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+
+
+def client(host, code):
+    """Run a Python snippet on a lab host (testinfra), with json, smtplib,
+    imaplib, poplib, ssl and time imported and ctx a TLS context that does
+    not verify the lab's certificates; the snippet prints one JSON value
+    last, which is returned."""
+    script = textwrap.dedent(code)
+    result = host.run("python3 - <<'PYEOF'\nimport json, smtplib, imaplib, poplib, ssl, time\n"
+                      "ctx = ssl.create_default_context()\nctx.check_hostname = False\n"
+                      "ctx.verify_mode = ssl.CERT_NONE\n" + script + "\nPYEOF")
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def state_dir(scenario):

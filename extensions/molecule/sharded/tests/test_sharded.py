@@ -8,7 +8,6 @@ The tests run in file order; the later ones move users between the shards."""
 import json
 import os
 import sys
-import textwrap
 import time
 
 import pytest
@@ -16,7 +15,7 @@ import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 import testlib  # noqa: E402 pylint: disable=wrong-import-position
-from testlib import recap  # noqa: E402 pylint: disable=wrong-import-position
+from testlib import client, recap  # noqa: E402 pylint: disable=wrong-import-position
 
 PASSWORDS = {u: "%s-lab-password" % u for u in ("alice", "bob", "carol", "dave")}
 
@@ -40,15 +39,6 @@ def ms1():
 @pytest.fixture(scope="module")
 def ms2():
     return shard("ms2")
-
-
-def client(host, code):
-    """Run Python on outside1; the snippet prints one JSON value last."""
-    script = textwrap.dedent(code)
-    result = host.run("python3 - <<'PYEOF'\nimport json, smtplib, imaplib, poplib, ssl, time\n"
-                      "ctx = ssl._create_unverified_context()\n" + script + "\nPYEOF")
-    assert result.rc == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def count(store, user):

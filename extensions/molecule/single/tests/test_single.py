@@ -1,10 +1,8 @@
 """The single-server topology, checked the way users meet it: real SMTP,
 IMAP and POP3 clients on a host outside the mail system (outside1)."""
 
-import json
 import os
 import sys
-import textwrap
 import time
 import uuid
 
@@ -13,6 +11,7 @@ import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 import testlib  # noqa: E402 pylint: disable=wrong-import-position
+from testlib import client  # noqa: E402 pylint: disable=wrong-import-position
 
 testinfra_hosts = ["podman://outside1"]
 # outside1 resolves names through ns1 only: the mail host is known by its
@@ -30,16 +29,6 @@ def mx_by_lookup(host, domain="example.test"):
     answers = sorted(line.split() for line in host.check_output("dig +short MX %s" % domain).splitlines())
     assert answers, "no MX for %s" % domain
     return answers[0][1].rstrip(".")
-
-
-def client(host, code):
-    """Run Python on outside1; the snippet prints one JSON value."""
-    script = textwrap.dedent(code)
-    result = host.run("python3 - <<'PYEOF'\nimport json, smtplib, imaplib, poplib, ssl\n"
-                      "ctx = ssl.create_default_context()\nctx.check_hostname = False\n"
-                      "ctx.verify_mode = ssl.CERT_NONE\n" + script + "\nPYEOF")
-    assert result.rc == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def maildir_count(mx, user):
