@@ -67,6 +67,13 @@ options:
         resumes the move and its final sync keeps everything). Mail waits in the SMTP tier meanwhile.
     type: int
     default: 120
+  settle_seconds:
+    description:
+      - After the flip and the kicks, how long to wait before the final sync, so that a delivery the source
+        shard's LMTP accepted just before the flip (and is still writing) is in the source copy when the sync
+        reads it. Part of the hold.
+    type: float
+    default: 2
   abort:
     description:
       - Roll an unfinished move of O(email) back - the mailbox stays on (or returns to) the source shard. Does
@@ -307,6 +314,9 @@ class Mover(object):
         source, target = self.move['source'], self.move['target']
         held = time.time()
         self.kick(source)
+        # A delivery that began on the source before the flip must be written
+        # before the sync reads the source (new ones go to the target).
+        time.sleep(self.p['settle_seconds'])
         result['sync_seconds'] = round(self.dsync('sync', source), 3)
         self.set_state('done', hold=False)
         result['hold_seconds'] = round(time.time() - held + result.get('flip_seconds', 0), 3)
@@ -333,6 +343,7 @@ class Mover(object):
                 source, target = self.move['source'], self.move['target']
                 self.set_state('held', host=source, hold=True)
                 self.kick(target)
+                time.sleep(self.p['settle_seconds'])
                 self.dsync('sync', target) if self.is_local(source) else self.dsync('sync', source)
                 self.set_state(None, hold=False)
             else:
@@ -418,6 +429,7 @@ def main():
         doveadm_port=dict(type='int', default=24245),
         doveadm_password=dict(type='str', required=True, no_log=True),
         hold_timeout=dict(type='int', default=120),
+        settle_seconds=dict(type='float', default=2),
         abort=dict(type='bool', default=False),
         cleanup=dict(type='bool', default=False),
         mail_root=dict(type='path', default='/var/vmail'),
@@ -426,6 +438,9 @@ def main():
                            mutually_exclusive=[('abort', 'cleanup')])
     if module.params['hold_timeout'] < 10:
         module.fail_json(msg='hold_timeout: must be 10 seconds or more, got %d' % module.params['hold_timeout'])
+    if not 0 <= module.params['settle_seconds'] < module.params['hold_timeout'] / 2:
+        module.fail_json(msg='settle_seconds: must be 0 or more and under half of hold_timeout, got %s'
+                         % module.params['settle_seconds'])
     conn = connect(module)
     mover = Mover(module, conn)
     cur = conn.cursor()
