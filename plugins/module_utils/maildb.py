@@ -89,6 +89,16 @@ def connect(module, database=True):
                          % (p['database'], where, p['login_user'], db_error_text(e)))
 
 
+def query(conn, sql, args=()):
+    """Every row of one statement, on a cursor of its own."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, args)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
 def db_error_text(exc):
     """'(1045) Access denied ...' from a PyMySQL exception."""
     if getattr(exc, 'args', None) and len(exc.args) >= 2:

@@ -189,7 +189,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailops.mailstack.plugins.module_utils.doveadm import DoveadmClient, DoveadmError
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
-    connect, db_error_text, maildb_argument_spec, pymysql, require_schema,
+    connect, db_error_text, maildb_argument_spec, pymysql, query, require_schema,
 )
 
 LOCK = 'mailstack_move:%s'
@@ -220,12 +220,7 @@ class Mover(object):
 
     # -- the database ---------------------------------------------------------
     def query(self, sql, args=()):
-        cur = self.conn.cursor()
-        try:
-            cur.execute(sql, args)
-            return cur.fetchall()
-        finally:
-            cur.close()
+        return query(self.conn, sql, args)
 
     def load(self):
         rows = self.query('SELECT mailbox_host, maildir FROM mailbox WHERE email = %s', (self.email,))

@@ -167,7 +167,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailops.mailstack.plugins.module_utils import info
-from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import HAS_PYMYSQL, pymysql
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import HAS_PYMYSQL, pymysql, query
 from ansible_collections.mailops.mailstack.plugins.module_utils import replication
 
 SECTIONS = ['postfix', 'dovecot', 'database', 'storage', 'certificates']
@@ -227,15 +227,6 @@ def dovecot(module):
         rc, out, _err = module.run_command([module.get_bin_path('doveadm'), '-f', 'tab', 'proxy', 'list'])
         result['proxied'] = info.proxied_sessions(out) if rc == 0 else 0
     return result
-
-
-def query(conn, sql, args=()):
-    cur = conn.cursor()
-    try:
-        cur.execute(sql, args)
-        return cur.fetchall()
-    finally:
-        cur.close()
 
 
 def database(module):
