@@ -6,7 +6,8 @@
 #   scripts/test.sh                 every stage
 #   scripts/test.sh lint units      only the named stages
 #
-# Stages: prepare lint sanity units molecule bench-smoke
+# Stages: prepare (with the execution environment's build) lint sanity units
+# molecule (with the AWX job in that environment) bench-smoke
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +33,9 @@ stage_prepare() {
   scripts/setup.sh
   scripts/lab.sh all
   scripts/test-host-packages.sh
+  local start=$SECONDS
+  scripts/ee.sh build
+  timings+=("ee-build $((SECONDS - start))s")
 }
 
 stage_lint() {
@@ -60,6 +64,11 @@ declare -A bench_args=(
 )
 benched=" "
 
+# The scenario an AWX job runs against in the execution environment (built in
+# the prepare stage): scripts/ee.sh job, after the scenario's test and
+# benchmarks, before it is destroyed.
+ee_job_scenario=single
+
 # Molecule with the scenario's state in .cache/molecule/SCENARIO (a path the
 # benchmarks know).
 scenario_molecule() {
@@ -84,12 +93,17 @@ bench_smoke() {
   benched+="$b "
 }
 
-# The scenario's benchmarks on its converged hosts, then destroy.
-scenario_benches_smoke() {
+# On a converged scenario: its benchmarks, the EE job if it is the one, then destroy.
+scenario_after_test() {
   local scenario=$1 b
   for b in ${scenario_benches[$scenario]}; do
     bench_smoke "$b"
   done
+  if [[ $scenario == "$ee_job_scenario" ]]; then
+    local start=$SECONDS
+    scripts/ee.sh job "$scenario" site.yml
+    timings+=("ee-job:$scenario $((SECONDS - start))s")
+  fi
   scenario_molecule "$scenario" destroy
 }
 
@@ -105,12 +119,12 @@ stage_molecule() {
       continue
     fi
     start=$SECONDS
-    if [[ -n ${scenario_benches[$scenario]:-} ]]; then
+    if [[ -n ${scenario_benches[$scenario]:-} || $scenario == "$ee_job_scenario" ]]; then
       # --destroy never skips the first destroy of the sequence too.
       scenario_molecule "$scenario" destroy
       scenario_molecule "$scenario" test --destroy never
       timings+=("molecule:$scenario $((SECONDS - start))s")
-      scenario_benches_smoke "$scenario"
+      scenario_after_test "$scenario"
     else
       scenario_molecule "$scenario" test
       timings+=("molecule:$scenario $((SECONDS - start))s")
@@ -129,7 +143,7 @@ stage_bench_smoke() {
         scenario_molecule "$scenario" create
         scenario_molecule "$scenario" converge
       fi
-      scenario_benches_smoke "$scenario"
+      scenario_after_test "$scenario"
       break
     done
   done
