@@ -83,11 +83,12 @@ scenario_molecule() {
 not_in_suite=" "
 
 bench_smoke() {
-  # Benchmarks are not timed tests: CI runs each with a small size only to
-  # prove it still works end to end and prints its JSON line.
+  # Benchmarks are not timed tests: CI runs each with a small size to prove
+  # it still works end to end and prints its JSON line; one whose ratios fall
+  # below its floors (bench/smtp_throughput's SMOKE_FLOORS) fails.
   local b=$1 out start=$SECONDS
   # shellcheck disable=SC2086 # the arguments are words
-  out=$("$b" --smoke ${bench_args[$b]:-})
+  out=$("$b" --smoke ${bench_args[$b]:-}) || { echo "$out"; echo "bench $b failed" >&2; return 1; }
   echo "$out" | tail -n 1 | python3 -c 'import json,sys; print("bench", sys.argv[1], json.loads(sys.stdin.read()))' "$b"
   timings+=("$b $((SECONDS - start))s")
   benched+="$b "

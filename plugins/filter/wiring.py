@@ -387,6 +387,9 @@ def _wire_host(host, g, topology, inv):
         if local_postfix:
             o['dovecot_quota_status_listen'] = '127.0.0.1'
         if sharded:
+            # Every Dovecot host here routes by the mailbox host the database
+            # names: a cached lookup would outlive a move.
+            o['dovecot_auth_cache_size'] = '0'
             me = inv.reach(host, 'the address the other tiers reach %s at' % host)
             # Moves and session kicks go through the doveadm servers.
             o['dovecot_doveadm_listen'] = [me]
