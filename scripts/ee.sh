@@ -24,6 +24,9 @@ export ANSIBLE_COLLECTIONS_PATH=$root/.cache/collections
 
 image=localhost/mailstack-ee:latest
 work=$root/.cache/ee
+# The base image, as the definition names it.
+base=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["images"]["base_image"]["name"])' \
+  ee/execution-environment.yml)
 
 log() { printf 'ee: %s\n' "$*"; }
 die() { printf 'ee: %s\n' "$*" >&2; exit 1; }
@@ -58,15 +61,14 @@ EOF
 inputs_hash() {
   {
     cat ee/execution-environment.yml ee/pkgmgr "$work/requirements.txt" "$work/bindep.txt"
-    podman image inspect --format '{{.Id}}' localhost/mailstack-debian12:latest
+    podman image inspect --format '{{.Id}}' "$base"
     find "$work/collections" -name MANIFEST.json -o -name FILES.json | sort | xargs cat
     ansible-builder --version
   } | sha256sum | cut -c1-16
 }
 
 build() {
-  podman image exists localhost/mailstack-debian12:latest \
-    || die "the base image localhost/mailstack-debian12:latest is missing: run scripts/lab.sh image"
+  podman image exists "$base" || die "the base image $base is missing: run scripts/lab.sh image"
   stage_collections
   # The collections' own Python and system dependencies (their
   # meta/execution-environment.yml, requirements.txt, bindep.txt), as
@@ -101,17 +103,16 @@ job() {
   [[ -f $state/inventory/ansible_inventory.yml ]] \
     || die "scenario $scenario is not converged (no $state/inventory): run its Molecule converge first"
   podman image exists "$image" || die "$image is missing: run scripts/ee.sh build"
+  local hosts host
+  mapfile -t hosts < <(python3 -c 'import sys, yaml; print("\n".join(sorted(yaml.safe_load(open(sys.argv[1]))["all"]["hosts"])))' \
+    "$state/inventory/ansible_inventory.yml")
   # The scenario's network, from its first host: the job's container joins it
   # and reaches the hosts by name, as AWX reaches an inventory's hosts.
-  local first
-  first=$(python3 -c 'import sys, yaml; print(sorted(yaml.safe_load(open(sys.argv[1]))["all"]["hosts"])[0])' \
-    "$state/inventory/ansible_inventory.yml")
-  network=$(podman inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$first" \
-    | awk '{print $1}') || die "host $first of scenario $scenario is not running"
+  network=$(podman inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "${hosts[0]}" \
+    | awk '{print $1}') || die "host ${hosts[0]} of scenario $scenario is not running"
   # Hosts AWX manages run sshd; the scenarios' hosts are reached through
   # `podman exec ... sshd -i` instead, so their sshd is started here.
-  python3 -c 'import sys, yaml; print("\n".join(sorted(yaml.safe_load(open(sys.argv[1]))["all"]["hosts"])))' \
-    "$state/inventory/ansible_inventory.yml" | while read -r host; do
+  for host in "${hosts[@]}"; do
     podman exec "$host" systemctl start ssh.service || die "cannot start sshd on $host"
   done
   rm -rf "$pdd"

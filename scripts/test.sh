@@ -65,8 +65,8 @@ declare -A bench_args=(
 benched=" "
 
 # The scenario an AWX job runs against in the execution environment (built in
-# the prepare stage): scripts/ee.sh job, after the scenario's test and
-# benchmarks, before it is destroyed.
+# the prepare stage): scripts/ee.sh job, after the scenario's test and before
+# its benchmarks, in the molecule stage only.
 ee_job_scenario=single
 
 # Molecule with the scenario's state in .cache/molecule/SCENARIO (a path the
@@ -94,17 +94,12 @@ bench_smoke() {
   benched+="$b "
 }
 
-# On a converged scenario: its benchmarks, the EE job if it is the one, then destroy.
-scenario_after_test() {
+# The scenario's benchmarks on its converged hosts, then destroy.
+scenario_benches_smoke() {
   local scenario=$1 b
   for b in ${scenario_benches[$scenario]}; do
     bench_smoke "$b"
   done
-  if [[ $scenario == "$ee_job_scenario" ]]; then
-    local start=$SECONDS
-    scripts/ee.sh job "$scenario" site.yml
-    timings+=("ee-job:$scenario $((SECONDS - start))s")
-  fi
   scenario_molecule "$scenario" destroy
 }
 
@@ -125,7 +120,12 @@ stage_molecule() {
       scenario_molecule "$scenario" destroy
       scenario_molecule "$scenario" test --destroy never
       timings+=("molecule:$scenario $((SECONDS - start))s")
-      scenario_after_test "$scenario"
+      if [[ $scenario == "$ee_job_scenario" ]]; then
+        start=$SECONDS
+        scripts/ee.sh job "$scenario" site.yml
+        timings+=("ee-job:$scenario $((SECONDS - start))s")
+      fi
+      scenario_benches_smoke "$scenario"
     else
       scenario_molecule "$scenario" test
       timings+=("molecule:$scenario $((SECONDS - start))s")
@@ -144,7 +144,7 @@ stage_bench_smoke() {
         scenario_molecule "$scenario" create
         scenario_molecule "$scenario" converge
       fi
-      scenario_after_test "$scenario"
+      scenario_benches_smoke "$scenario"
       break
     done
   done
