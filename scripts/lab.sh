@@ -19,6 +19,10 @@ security_mirror=${MAILSTACK_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian
 suite=bookworm
 # Packages every lab host has: systemd and Ansible's Python.
 image_packages=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,ca-certificates,gnupg,procps,less
+# Installed with the roles' packages for the lab's own checks: the internet
+# host verifies DKIM signatures with dkimpy (a verifier that is not the
+# signer), and it cannot reach the mirrors itself.
+lab_packages="python3-dkim"
 
 # The Debian packages and debconf answers of the roles, read from the roles
 # themselves (roles/*/vars/main.yml: *__packages, *__debconf; role common's
@@ -97,7 +101,7 @@ recipe_hash() {
   # Everything that shapes the image: the package list, mirrors, suite, the
   # build function below and the CA certificates copied in.
   {
-    printf '%s\n' "$image_packages" "$mirror" "$security_mirror" "$suite"
+    printf '%s\n' "$image_packages" "$lab_packages" "$mirror" "$security_mirror" "$suite"
     role_packages packages
     role_packages debconf
     declare -f build_image install_role_packages
@@ -142,8 +146,8 @@ install_role_packages() {
   local rc=0
   {
     chroot "$rootfs" apt-get update -qq &&
-      role_packages packages | xargs chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends
+      { role_packages packages; printf '%s\n' $lab_packages; } | xargs chroot "$rootfs" env \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
   } >>"$rootfs.log" 2>&1 || rc=$?
   # The roles enable what a host runs: nothing runs because it is installed.
   after=$(chroot "$rootfs" systemctl list-unit-files --state=enabled --no-legend | awk '{print $1}' | sort)

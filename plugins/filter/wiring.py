@@ -35,6 +35,8 @@ except ImportError:  # pragma: no cover - reported when the filter is used
 # (tests/unit/test_site_wiring.py checks site.yml's plays against it).
 ROLE_GROUPS = (
     ('common', ('all',)),
+    # Before DNS: the DNS play publishes the keys the signing hosts made.
+    ('dkim', ('mail_mx', 'mail_smtp')),
     ('dns', ('mail_dns',)),
     ('mail_database', ('mail_db', 'mail_db_replica')),
     ('tls', ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx')),
@@ -255,6 +257,9 @@ def _wire_host(host, g, topology, inv):
             return 'localhost'
         return inv.reach(primary_db, 'the mail database primary, read by %s' % h)
 
+    if 'dkim' in roles and domain:
+        o['dkim_domains'] = [domain]
+
     if 'dns' in roles:
         if domain:
             decision = {'topology': topology, 'groups': g}
@@ -358,6 +363,8 @@ def _wire_host(host, g, topology, inv):
                     address = inv.reach(proxy, 'the SASL service of %s' % host)
                     wrapped = '[%s]' % address if ':' in address else address
                     o['postfix_sasl_path'] = 'inet:%s:%d' % (wrapped, inv.get_int(proxy, 'dovecot_auth_port'))
+            if 'dkim' in roles:
+                o['postfix_milters'] = ['inet:127.0.0.1:%d' % inv.get_int(host, 'dkim_port')]
             o['postfix_quota_policy'] = (
                 'inet:127.0.0.1:%s' % inv.get_int(host, 'dovecot_quota_status_port')
                 if host in g['mail_store'] else '')

@@ -396,6 +396,140 @@ def test_relay_domain_refuses_recipients_its_next_hop_does_not_know(host):
     assert "Recipient address rejected: undeliverable address" in r["msg"], r
 
 
+# --- DKIM: outgoing mail signed on mx1, checked by the internet host ----------
+
+def carol_message(host, subject, timeout=90):
+    """The message with this subject in carol's mbox on outside1, saved to
+    /tmp/<subject>.eml there; its path, or None."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = client(host, """
+            import mailbox, os
+            # (mailbox.mbox would create a missing mbox, owned by root.)
+            box = mailbox.mbox("/var/mail/carol") if os.path.exists("/var/mail/carol") else []
+            for msg in box:
+                if msg["Subject"] == "{subject}":
+                    with open("/tmp/{subject}.eml", "wb") as f:
+                        f.write(msg.as_bytes())
+                    print(json.dumps("/tmp/{subject}.eml"))
+                    break
+            else:
+                print(json.dumps(None))
+        """.format(subject=subject))
+        if found:
+            return found
+        time.sleep(1)
+    return None
+
+
+def dkim_verify(host, path, tamper=False):
+    """dkimpy (not the signer) verifies the message, fetching the key from
+    the lab's DNS: (verified, the selector and domain of its signature)."""
+    return client(host, """
+        import dkim, re
+        data = open("{path}", "rb").read()
+        if {tamper}:
+            data = data.replace(b"signed body", b"changed body")
+        sig = re.search(rb"^DKIM-Signature:(.*?)\\n(?![ \\t])", data, re.M | re.S)
+        tags = dict(t.strip().split("=", 1) for t in re.sub(rb"\\s+", b"", sig.group(1)).decode().split(";")
+                    if "=" in t) if sig else {{}}
+        print(json.dumps([bool(dkim.verify(data)), tags.get("s"), tags.get("d")]))
+    """.format(path=path, tamper=tamper))
+
+
+def test_submitted_mail_is_dkim_signed_and_verifies_at_the_receiver(host, mx):
+    subject = "dkim-" + uuid.uuid4().hex[:8]
+    got = client(host, """
+        s = smtplib.SMTP("{mx}", 587, timeout=30)
+        s.starttls(context=ctx)
+        s.login("alice@example.test", "alice-lab-password")
+        refused = s.sendmail("alice@example.test", ["carol@legacy.example.test"],
+                             "From: alice@example.test\\r\\nTo: carol@legacy.example.test\\r\\n"
+                             "Subject: {subject}\\r\\n\\r\\nsigned body\\r\\n")
+        s.quit()
+        print(json.dumps(len(refused)))
+    """.format(mx=MX, subject=subject))
+    assert got == 0
+    path = carol_message(host, subject)
+    assert path, "the submitted message did not reach outside1"
+    # Signed by mx1's own selector, whose key ns1 publishes.
+    assert dkim_verify(host, path) == [True, "mx1-1", "example.test"]
+    # The check can fail: a changed body no longer verifies.
+    assert dkim_verify(host, path, tamper=True)[0] is False
+
+
+def test_the_published_dkim_key_is_the_signing_hosts_own(host, mx):
+    txt = host.check_output("dig +short TXT mx1-1._domainkey.example.test")
+    published = "".join(part for part in txt.replace('" "', "").strip('"').split('"'))
+    key = "".join(line for line in mx.check_output("cat /etc/opendkim/keys/mx1-1.pub").splitlines()
+                  if not line.startswith("-----"))
+    assert published == "v=DKIM1; k=rsa; p=" + key
+    # The private key stays readable by OpenDKIM alone.
+    private = mx.file("/etc/opendkim/keys/mx1-1.private")
+    assert private.user == "opendkim" and private.mode == 0o600
+
+
+def test_mail_from_outside_is_not_signed_even_when_it_claims_a_local_sender(host):
+    subject = "nosign-" + uuid.uuid4().hex[:8]
+    r = send_from_outside(host, "carol@legacy.example.test", subject, body="claims alice\n",
+                          sender="alice@example.test")
+    assert r["ok"], r
+    path = carol_message(host, subject)
+    assert path
+    assert "DKIM-Signature:" not in host.check_output("cat %s" % path)
+
+
+# --- hardening ----------------------------------------------------------------
+
+def test_smtp_smuggling_delivers_one_message_not_two(host, mx):
+    # <LF>.<CR><LF> inside DATA, then a second transaction as if the first
+    # had ended: Postfix must read it all as one message's content.
+    before = maildir_count(mx, "bob")
+    tag = uuid.uuid4().hex[:8]
+    got = client(host, """
+        import socket
+        s = socket.create_connection(("{mx}", 25), timeout=30)
+        f = s.makefile("rb")
+        def reply():
+            lines = [f.readline()]
+            while lines[-1][3:4] == b"-":
+                lines.append(f.readline())
+            return lines[-1].decode().strip()
+        reply()
+        for cmd in (b"EHLO outside1.outside.test", b"MAIL FROM:<someone@outside.test>",
+                    b"RCPT TO:<bob@example.test>", b"DATA"):
+            s.sendall(cmd + b"\\r\\n")
+            reply()
+        s.sendall(b"Subject: carrier-{tag}\\r\\n\\r\\nfirst\\n.\\r\\n"
+                  b"MAIL FROM:<alice@example.test>\\r\\nRCPT TO:<bob@example.test>\\r\\nDATA\\r\\n"
+                  b"Subject: smuggled-{tag}\\r\\n\\r\\nhidden\\r\\n.\\r\\n")
+        answers = [reply()]
+        s.sendall(b"QUIT\\r\\n")
+        answers.append(reply())
+        print(json.dumps(answers))
+    """.format(mx=MX, tag=tag))
+    assert got[0].startswith("250 "), got
+    assert wait_for_count(mx, "bob", before + 1) == before + 1
+    time.sleep(5)
+    assert maildir_count(mx, "bob") == before + 1
+    files = mx.check_output("grep -rls -e 'carrier-%s' -e 'smuggled-%s' /var/vmail/example.test/bob/Maildir/new "
+                            "/var/vmail/example.test/bob/Maildir/cur" % (tag, tag)).splitlines()
+    # The smuggled lines are the carrier's body, not a message of their own.
+    assert len(files) == 1, files
+    assert "hidden" in mx.file(files[0]).content_string
+
+
+def test_reinjection_refuses_other_clients_as_they_connect(host):
+    got = client(host, """
+        try:
+            s = smtplib.SMTP("{mx}", 10025, timeout=30)
+            print(json.dumps(["greeted", s.ehlo("outside1.outside.test")[0]]))
+        except smtplib.SMTPConnectError as e:
+            print(json.dumps([e.smtp_code, e.smtp_error.decode()]))
+    """.format(mx=MX))
+    assert got[0] == 554 and "Client host rejected" in got[1], got
+
+
 def test_the_report_shows_queue_dovecot_storage_and_certificates(mx):
     report, out = testlib.report("single")
     m = report["hosts"]["mx1"]["mailstack"]

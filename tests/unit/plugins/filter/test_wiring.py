@@ -51,8 +51,9 @@ SINGLE_WITH_FILTER_HOST = dict(
 
 def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     hosts = wired(**SINGLE_WITH_FILTER_HOST)
-    assert hosts["mx1"]["roles"] == ["common", "mail_database", "tls", "postfix", "dovecot", "webmail"]
+    assert hosts["mx1"]["roles"] == ["common", "dkim", "mail_database", "tls", "postfix", "dovecot", "webmail"]
     assert hosts["mx1"]["options"] == {
+        "dkim_domains": ["example.test"],
         "mail_database_mode": "primary",
         "mail_database_server_id": 1,
         "mail_database_binlog": False,
@@ -63,6 +64,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "postfix_mode": "mailbox",
         "postfix_myhostname": "mx1.example.test",
         "postfix_db_host": "localhost",
+        "postfix_milters": ["inet:127.0.0.1:8891"],
         "postfix_quota_policy": "inet:127.0.0.1:12340",
         "postfix_content_filter": True,
         "postfix_content_filter_host": "10.0.0.9",
@@ -98,7 +100,7 @@ def test_single_with_the_filter_on_the_mail_server():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["mx1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1", vcpus=3)}))
     o = hosts["mx1"]["options"]
-    assert hosts["mx1"]["roles"] == ["common", "mail_database", "tls", "content_filter", "postfix", "dovecot"]
+    assert hosts["mx1"]["roles"] == ["common", "dkim", "mail_database", "tls", "content_filter", "postfix", "dovecot"]
     assert (o["postfix_content_filter_host"], o["postfix_reinject_clients"]) == ("127.0.0.1", ["127.0.0.1/32"])
     assert o["postfix_content_filter_concurrency"] == 3
     assert o["content_filter_clients"] == ["127.0.0.1"]
@@ -180,7 +182,7 @@ SHARDED = dict(
 def test_sharded():
     hosts = wired(**SHARDED)
     ns1, smtp1, proxy1, ms1 = (hosts[h]["options"] for h in ("ns1", "smtp1", "proxy1", "ms1"))
-    assert hosts["smtp1"]["roles"] == ["common", "tls", "postfix"]
+    assert hosts["smtp1"]["roles"] == ["common", "dkim", "tls", "postfix"]
     assert hosts["proxy1"]["roles"] == ["common", "tls", "dovecot", "webmail"]
     assert hosts["ms1"]["roles"] == ["common", "tls", "dovecot"]
     # The database: read by the SMTP tier (Postfix) and by the proxies and
@@ -196,6 +198,9 @@ def test_sharded():
     assert ns1["content_filter_clients"] == ["10.0.0.21", "10.0.0.22"]
     # The SMTP tier routes to the shards and authenticates at the proxy.
     assert smtp1["postfix_mode"] == "router"
+    # Each SMTP host signs submitted mail with its own keys.
+    assert smtp1["dkim_domains"] == ["example.test"]
+    assert smtp1["postfix_milters"] == ["inet:127.0.0.1:8891"]
     assert smtp1["postfix_db_host"] == "10.0.0.53"
     assert smtp1["postfix_shard_lmtp_port"] == 24
     assert smtp1["postfix_sasl_path"] == "inet:10.0.0.31:12345"
