@@ -37,6 +37,7 @@ ROLE_GROUPS = (
     ('common', ('all',)),
     # Before DNS: the DNS play publishes the keys the signing hosts made.
     ('dkim', ('mail_mx', 'mail_smtp')),
+    ('dmarc', ('mail_mx', 'mail_smtp')),
     ('dns', ('mail_dns',)),
     ('mail_database', ('mail_db', 'mail_db_replica')),
     ('tls', ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx')),
@@ -56,6 +57,9 @@ COPIES = (
     ('dovecot', 'dovecot_db_password', 'mail_database_dovecot_password'),
 )
 
+# The DMARC policies the mail domain may publish (mailstack_dmarc_policy).
+DMARC_POLICIES = ('none', 'quarantine', 'reject')
+
 # Set by site.yml to the names it applied, so that a second wiring in the same
 # run (site.yml imported twice) does not mistake them for the inventory's.
 WIRED_KEYS = 'mailstack__wired_keys'
@@ -69,6 +73,7 @@ ADDRESS_OPTIONS = {
     'content_filter_clients': 'networks',
     'postfix_mynetworks': 'networks',
     'postfix_reinject_clients': 'networks',
+    'dmarc_ignore_hosts': 'networks',
     'dovecot_lmtp_listen': 'addresses',
     'dovecot_auth_listen': 'addresses',
     'dovecot_doveadm_listen': 'addresses',
@@ -260,6 +265,28 @@ def _wire_host(host, g, topology, inv):
     if 'dkim' in roles and domain:
         o['dkim_domains'] = [domain]
 
+    # OpenDKIM and OpenDMARC write, and OpenDMARC trusts, Authentication-Results
+    # headers under the host's mail name.
+    authserv = {}
+    for role in ('dkim', 'dmarc'):
+        if role in roles:
+            name = role + '_authserv_id'
+            if fqdn:
+                o[name] = fqdn
+            authserv[role] = inv.get(host, name) if inv.is_set(host, name) else o.get(name, role_default(name))
+    if len(set(str(v) for v in authserv.values())) > 1:
+        inv.errors.append("%s: dkim_authserv_id (%s) and dmarc_authserv_id (%s) differ: OpenDMARC trusts only "
+                          "OpenDKIM's results under its own authserv-id"
+                          % (host, authserv['dkim'], authserv['dmarc']))
+
+    if 'dmarc' in roles:
+        # A backup MX relays mail it accepted from the internet: judged there
+        # by its sender's SPF it would fail here.
+        relays = []
+        for backup in g['mail_backup_mx']:
+            relays.extend(inv.known(backup, 'a backup MX that relays to %s' % host))
+        o['dmarc_ignore_hosts'] = list(role_default('dmarc_ignore_hosts')) + _unique(relays)
+
     if 'dns' in roles:
         if domain:
             decision = {'topology': topology, 'groups': g}
@@ -268,7 +295,12 @@ def _wire_host(host, g, topology, inv):
                 address = inv.reach(other, 'its records in the zone of %s' % domain)
                 if address:
                     addresses[other] = address
-            o['dns_zones'] = [mail_dns_zone(decision, domain, addresses)]
+            policy = inv.optional(host, 'mailstack_dmarc_policy', 'quarantine')
+            if policy not in DMARC_POLICIES:
+                inv.errors.append("%s: mailstack_dmarc_policy must be one of %s, not %r"
+                                  % (host, ', '.join(DMARC_POLICIES), policy))
+                policy = 'quarantine'
+            o['dns_zones'] = [mail_dns_zone(decision, domain, addresses, policy)]
 
     if 'mail_database' in roles:
         replica = host in g['mail_db_replica']
@@ -363,8 +395,12 @@ def _wire_host(host, g, topology, inv):
                     address = inv.reach(proxy, 'the SASL service of %s' % host)
                     wrapped = '[%s]' % address if ':' in address else address
                     o['postfix_sasl_path'] = 'inet:%s:%d' % (wrapped, inv.get_int(proxy, 'dovecot_auth_port'))
-            if 'dkim' in roles:
-                o['postfix_milters'] = ['inet:127.0.0.1:%d' % inv.get_int(host, 'dkim_port')]
+            # OpenDKIM first: OpenDMARC reads its verdict.
+            milters = []
+            for role in ('dkim', 'dmarc'):
+                if role in roles:
+                    milters.append('inet:127.0.0.1:%d' % inv.get_int(host, role + '_port'))
+            o['postfix_milters'] = milters
             o['postfix_quota_policy'] = (
                 'inet:127.0.0.1:%s' % inv.get_int(host, 'dovecot_quota_status_port')
                 if host in g['mail_store'] else '')

@@ -51,9 +51,12 @@ SINGLE_WITH_FILTER_HOST = dict(
 
 def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     hosts = wired(**SINGLE_WITH_FILTER_HOST)
-    assert hosts["mx1"]["roles"] == ["common", "dkim", "mail_database", "tls", "postfix", "dovecot", "webmail"]
+    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "mail_database", "tls", "postfix", "dovecot", "webmail"]
     assert hosts["mx1"]["options"] == {
         "dkim_domains": ["example.test"],
+        "dkim_authserv_id": "mx1.example.test",
+        "dmarc_authserv_id": "mx1.example.test",
+        "dmarc_ignore_hosts": ["127.0.0.1", "::1"],
         "mail_database_mode": "primary",
         "mail_database_server_id": 1,
         "mail_database_binlog": False,
@@ -64,7 +67,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "postfix_mode": "mailbox",
         "postfix_myhostname": "mx1.example.test",
         "postfix_db_host": "localhost",
-        "postfix_milters": ["inet:127.0.0.1:8891"],
+        "postfix_milters": ["inet:127.0.0.1:8891", "inet:127.0.0.1:8893"],
         "postfix_quota_policy": "inet:127.0.0.1:12340",
         "postfix_content_filter": True,
         "postfix_content_filter_host": "10.0.0.9",
@@ -100,7 +103,7 @@ def test_single_with_the_filter_on_the_mail_server():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["mx1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1", vcpus=3)}))
     o = hosts["mx1"]["options"]
-    assert hosts["mx1"]["roles"] == ["common", "dkim", "mail_database", "tls", "content_filter", "postfix", "dovecot"]
+    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "mail_database", "tls", "content_filter", "postfix", "dovecot"]
     assert (o["postfix_content_filter_host"], o["postfix_reinject_clients"]) == ("127.0.0.1", ["127.0.0.1/32"])
     assert o["postfix_content_filter_concurrency"] == 3
     assert o["content_filter_clients"] == ["127.0.0.1"]
@@ -147,6 +150,8 @@ def test_backup_mx():
     assert mx1["mail_database_replication_hosts"] == ["10.0.0.2"]
     assert mx1["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1"]
     assert mx1["postfix_mode"] == "mailbox" and mx1["postfix_content_filter"] is False
+    # The primary does not judge by SPF and DMARC what the backup MX relays to it.
+    assert mx1["dmarc_ignore_hosts"] == ["127.0.0.1", "::1", "10.0.0.2"]
     assert mx2 == {
         "mail_database_mode": "replica",
         "mail_database_server_id": 2,
@@ -182,7 +187,7 @@ SHARDED = dict(
 def test_sharded():
     hosts = wired(**SHARDED)
     ns1, smtp1, proxy1, ms1 = (hosts[h]["options"] for h in ("ns1", "smtp1", "proxy1", "ms1"))
-    assert hosts["smtp1"]["roles"] == ["common", "dkim", "tls", "postfix"]
+    assert hosts["smtp1"]["roles"] == ["common", "dkim", "dmarc", "tls", "postfix"]
     assert hosts["proxy1"]["roles"] == ["common", "tls", "dovecot", "webmail"]
     assert hosts["ms1"]["roles"] == ["common", "tls", "dovecot"]
     # The database: read by the SMTP tier (Postfix) and by the proxies and
@@ -200,7 +205,7 @@ def test_sharded():
     assert smtp1["postfix_mode"] == "router"
     # Each SMTP host signs submitted mail with its own keys.
     assert smtp1["dkim_domains"] == ["example.test"]
-    assert smtp1["postfix_milters"] == ["inet:127.0.0.1:8891"]
+    assert smtp1["postfix_milters"] == ["inet:127.0.0.1:8891", "inet:127.0.0.1:8893"]
     assert smtp1["postfix_db_host"] == "10.0.0.53"
     assert smtp1["postfix_shard_lmtp_port"] == 24
     assert smtp1["postfix_sasl_path"] == "inet:10.0.0.31:12345"
@@ -364,3 +369,21 @@ def test_a_wrong_value_the_wiring_reads_is_named():
     hosts["filter1"] = dict(hosts["filter1"], content_filter_children="many")
     g, hv = inventory(SINGLE_WITH_FILTER_HOST["groups"], hosts, PASSWORDS)
     assert mail_wiring(g, hv)["errors"] == ["filter1: content_filter_children: 'many' is not an integer"]
+
+
+def test_the_zone_publishes_the_dmarc_policy_the_inventory_chooses():
+    groups, hv = SINGLE_WITH_FILTER_HOST["groups"], dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hv["ns1"] = dict(hv["ns1"], mailstack_dmarc_policy="reject")
+    zone = wired(groups, hv)["ns1"]["options"]["dns_zones"][0]
+    assert {"name": "_dmarc", "type": "TXT", "value": '"v=DMARC1; p=reject; rua=mailto:postmaster@example.test"'} \
+        in zone["records"]
+
+
+def test_a_wrong_dmarc_policy_or_mismatched_authserv_ids_are_refused():
+    groups, hv = SINGLE_WITH_FILTER_HOST["groups"], dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hv["ns1"] = dict(hv["ns1"], mailstack_dmarc_policy="drop")
+    hv["mx1"] = dict(hv["mx1"], dkim_authserv_id="mx9")
+    errors = mail_wiring(*inventory(groups, hv, dict(PASSWORDS, mailstack_domain="example.test")))["errors"]
+    assert "ns1: mailstack_dmarc_policy must be one of none, quarantine, reject, not 'drop'" in errors
+    assert any(e.startswith("mx1: dkim_authserv_id (mx9) and dmarc_authserv_id (mx1.example.test) differ")
+               for e in errors), errors
