@@ -73,7 +73,9 @@ SMOKE = dict(sink=300, stock=300, direct=300, filtered=20, spamc=20)
 # its floor. Each floor is about half the lowest ratio of the smoke runs in
 # docs/performance.md: lab noise passes, a path that costs twice what it did
 # fails. The goals themselves (0.9, 0.8) are for full-size runs.
-SMOKE_FLOORS = dict(direct_vs_stock=0.35, filtered_vs_spamassassin=0.12)
+# direct_vs_stock: 0.2 since the DKIM and DMARC milters run on the direct
+# path (smoke runs 0.339 and 0.405 with them, 0.71-0.74 before).
+SMOKE_FLOORS = dict(direct_vs_stock=0.2, filtered_vs_spamassassin=0.12)
 
 
 log = make_log('smtp_throughput')

@@ -1,6 +1,7 @@
 """The single-server topology, checked the way users meet it: real SMTP,
 IMAP and POP3 clients on a host outside the mail system (outside1)."""
 
+import json
 import os
 import sys
 import time
@@ -189,6 +190,13 @@ def test_submission_relays_to_outside_for_authenticated_users(host, mx):
             break
         time.sleep(1)
     assert "postfix/smtp[" in log, log
+    # The lab's DNS does not answer for outside.test, so the message would
+    # wait in the queue for days: remove it (the benchmarks wait for an
+    # empty queue).
+    for line in mx.check_output("postqueue -j").splitlines():
+        entry = json.loads(line)
+        if any(r["address"] == "friend@outside.test" for r in entry["recipients"]):
+            mx.check_output("postsuper -d %s" % entry["queue_id"])
 
 
 def test_sending_as_another_user_is_refused(host):
