@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+
 from ansible.errors import AnsibleFilterError
 
 # Every inventory group the collection gives a meaning to.
@@ -21,6 +23,10 @@ TOPOLOGIES = ('single', 'backup_mx', 'nfs_shared', 'sharded')
 # Topologies whose roles this collection has; an inventory that makes another
 # one is refused, saying so, rather than converged into something else.
 BUILT = ('single', 'backup_mx', 'sharded')
+
+# MTA-STS policy modes (RFC 8461, 5) and the longest max_age it allows.
+MTA_STS_MODES = ('none', 'testing', 'enforce')
+MTA_STS_MAX_AGE = 31557600
 
 
 def _hosts(groups, name):
@@ -160,7 +166,36 @@ def mail_topology(groups):
     return {'topology': topology, 'errors': errors, 'groups': g}
 
 
-def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine'):
+def _mx_targets(decision, domain):
+    """(preference, name) of the domain's MX records for the topology."""
+    g = decision['groups']
+    if decision['topology'] == 'nfs_shared':
+        return [(5, 'mail.%s' % domain)]
+    if decision['topology'] == 'sharded':
+        return [(5, 'smtp.%s' % domain)]
+    return ([(5, '%s.%s' % (h, domain)) for h in g['mail_mx']]
+            + [(10, '%s.%s' % (h, domain)) for h in g['mail_backup_mx']])
+
+
+def mail_mta_sts_policy(decision, domain, mode='testing', max_age=604800):
+    """The domain's MTA-STS policy (RFC 8461) and its id (see mail_mta_sts_policy.yml)."""
+    if not isinstance(decision, dict) or 'groups' not in decision:
+        raise AnsibleFilterError('mail_mta_sts_policy expects the result of mail_topology')
+    if mode not in MTA_STS_MODES:
+        raise AnsibleFilterError('mail_mta_sts_policy: mode must be one of %s, not %r' % (', '.join(MTA_STS_MODES), mode))
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or not 0 <= max_age <= MTA_STS_MAX_AGE:
+        raise AnsibleFilterError('mail_mta_sts_policy: max_age must be a whole number of seconds from 0 to %d, not %r'
+                                 % (MTA_STS_MAX_AGE, max_age))
+    names = [name for _preference, name in _mx_targets(decision, domain)]
+    if not names and mode != 'none':
+        raise AnsibleFilterError('mail_mta_sts_policy: the topology has no MX host for %s' % domain)
+    lines = ['version: STSv1', 'mode: %s' % mode] + ['mx: %s' % n for n in names] + ['max_age: %d' % max_age]
+    text = ''.join(line + '\r\n' for line in lines)
+    # The id changes when, and only when, the policy does.
+    return {'text': text, 'id': hashlib.sha256(text.encode('ascii')).hexdigest()[:32], 'mx': names}
+
+
+def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=None, tls_rpt_rua=None):
     """The mail domain's zone for a topology decision (see mail_dns_zone.yml)."""
     if not isinstance(decision, dict) or 'groups' not in decision:
         raise AnsibleFilterError('mail_dns_zone expects the result of mail_topology')
@@ -193,7 +228,6 @@ def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine'):
         # One name, one A record per server: DNS round robin.
         for host in g['mail_mx']:
             a_record('mail', host)
-        records.append({'name': '@', 'type': 'MX', 'value': '5 mail.%s.' % domain})
     elif topology == 'sharded':
         for host in g['mail_smtp']:
             a_record('smtp', host)
@@ -202,18 +236,21 @@ def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine'):
             a_record('pop3', host)
         for host in g['mail_webmail']:
             a_record('webmail', host)
-        records.append({'name': '@', 'type': 'MX', 'value': '5 smtp.%s.' % domain})
-    else:
-        for host in g['mail_mx']:
-            records.append({'name': '@', 'type': 'MX', 'value': '5 %s' % fqdn(host)})
-        for host in g['mail_backup_mx']:
-            records.append({'name': '@', 'type': 'MX', 'value': '10 %s' % fqdn(host)})
+    for preference, name in _mx_targets(decision, domain):
+        records.append({'name': '@', 'type': 'MX', 'value': '%d %s.' % (preference, name)})
+    if mta_sts:
+        # The policy is served by the webmail hosts' web server.
+        for host in g['mail_webmail']:
+            a_record('mta-sts', host)
+        records.append({'name': '_mta-sts', 'type': 'TXT', 'value': '"v=STSv1; id=%s"' % mta_sts['id']})
     if missing:
         raise AnsibleFilterError('mail_dns_zone: no address for host(s) %s (set mailstack_address or gather facts)'
                                  % ', '.join(sorted(set(missing))))
     records.append({'name': '@', 'type': 'TXT', 'value': '"v=spf1 mx -all"'})
     records.append({'name': '_dmarc', 'type': 'TXT',
                     'value': '"v=DMARC1; p=%s; rua=mailto:postmaster@%s"' % (dmarc_policy, domain)})
+    if tls_rpt_rua:
+        records.append({'name': '_smtp._tls', 'type': 'TXT', 'value': '"v=TLSRPTv1; rua=%s"' % tls_rpt_rua})
     return {
         'name': domain,
         'nameservers': [fqdn(h) for h in g['mail_dns']],
@@ -223,4 +260,5 @@ def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine'):
 
 class FilterModule(object):
     def filters(self):
-        return {'mail_topology': mail_topology, 'mail_dns_zone': mail_dns_zone}
+        return {'mail_topology': mail_topology, 'mail_dns_zone': mail_dns_zone,
+                'mail_mta_sts_policy': mail_mta_sts_policy}

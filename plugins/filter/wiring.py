@@ -24,7 +24,8 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mailops.mailstack.plugins.filter.topology import mail_dns_zone, mail_topology
+from ansible_collections.mailops.mailstack.plugins.filter.topology import (
+    MTA_STS_MODES, mail_dns_zone, mail_mta_sts_policy, mail_topology)
 
 try:
     import netaddr
@@ -59,6 +60,9 @@ COPIES = (
 
 # The DMARC policies the mail domain may publish (mailstack_dmarc_policy).
 DMARC_POLICIES = ('none', 'quarantine', 'reject')
+
+# mailstack_mta_sts_mode: a policy mode, or 'off' to publish none.
+MTA_STS_CHOICES = ('off',) + MTA_STS_MODES
 
 # Set by site.yml to the names it applied, so that a second wiring in the same
 # run (site.yml imported twice) does not mistake them for the inventory's.
@@ -242,6 +246,30 @@ def _fqdn(inv, host):
     return '%s.%s' % (host, domain) if domain else None
 
 
+def _mta_sts(host, g, topology, inv, domain):
+    """The domain's MTA-STS policy, or None when none is published."""
+    mode = inv.optional(host, 'mailstack_mta_sts_mode', 'testing')
+    if mode not in MTA_STS_CHOICES:
+        inv.errors.append("%s: mailstack_mta_sts_mode must be one of %s, not %r"
+                          % (host, ', '.join(MTA_STS_CHOICES), mode))
+        return None
+    if mode == 'off':
+        return None
+    if not g['mail_webmail']:
+        # The policy is served by the webmail hosts' web server.
+        if inv.is_set(host, 'mailstack_mta_sts_mode'):
+            inv.errors.append("%s: mailstack_mta_sts_mode is %r but the inventory has no 'mail_webmail' host to "
+                              "serve the policy at https://mta-sts.%s/ (set it to 'off', or add one)"
+                              % (host, mode, domain))
+        return None
+    max_age = inv.optional(host, 'mailstack_mta_sts_max_age', 604800)
+    try:
+        return mail_mta_sts_policy({'topology': topology, 'groups': g}, domain, mode, int(max_age))
+    except (AnsibleFilterError, TypeError, ValueError) as e:
+        inv.errors.append('%s: mailstack_mta_sts_max_age: %s' % (host, e))
+        return None
+
+
 def _wire_host(host, g, topology, inv):
     """The options of the roles this host runs, as the topology computes them."""
     roles = [name for name, groups in ROLE_GROUPS
@@ -264,6 +292,11 @@ def _wire_host(host, g, topology, inv):
 
     if 'dkim' in roles and domain:
         o['dkim_domains'] = [domain]
+
+    # Published by the DNS hosts, served by the webmail hosts.
+    mta_sts = None
+    if domain and ('dns' in roles or 'webmail' in roles):
+        mta_sts = _mta_sts(host, g, topology, inv, domain)
 
     # OpenDKIM and OpenDMARC write, and OpenDMARC trusts, Authentication-Results
     # headers under the host's mail name.
@@ -300,7 +333,8 @@ def _wire_host(host, g, topology, inv):
                 inv.errors.append("%s: mailstack_dmarc_policy must be one of %s, not %r"
                                   % (host, ', '.join(DMARC_POLICIES), policy))
                 policy = 'quarantine'
-            o['dns_zones'] = [mail_dns_zone(decision, domain, addresses, policy)]
+            rua = inv.optional(host, 'mailstack_tls_rpt_rua', 'mailto:postmaster@%s' % domain)
+            o['dns_zones'] = [mail_dns_zone(decision, domain, addresses, policy, mta_sts, rua)]
 
     if 'mail_database' in roles:
         replica = host in g['mail_db_replica']
@@ -349,6 +383,8 @@ def _wire_host(host, g, topology, inv):
             names.append('smtp.%s' % domain)
         if host in g['mail_proxy']:
             names.extend(['imap.%s' % domain, 'pop3.%s' % domain])
+        if host in g['mail_webmail'] and mta_sts:
+            names.append('mta-sts.%s' % domain)
         o['tls_names'] = names
 
     if 'content_filter' in roles:
@@ -456,6 +492,9 @@ def _wire_host(host, g, topology, inv):
             o['webmail_imap_host'] = imap_hosts[0]
         if filtering_mx:
             o['webmail_smtp_host'] = filtering_mx[0]
+        if mta_sts:
+            o['webmail_mta_sts_server_name'] = 'mta-sts.%s' % domain
+            o['webmail_mta_sts_policy'] = mta_sts['text']
 
     if 'backup_mx' in roles and g['mail_mx']:
         primary = g['mail_mx'][0]

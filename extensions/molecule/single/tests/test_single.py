@@ -551,6 +551,52 @@ def test_reinjection_refuses_other_clients_as_they_connect(host):
     assert got[0] == 554 and "Client host rejected" in got[1], got
 
 
+# --- MTA-STS and TLS reporting ---------------------------------------------
+
+def test_the_mta_sts_policy_is_served_over_https_and_matches_the_records(host):
+    """A sender's view (RFC 8461): the _mta-sts id, the policy fetched over
+    HTTPS with a verified certificate for mta-sts.<domain>, its mx lines the
+    domain's MX names, and the MX's certificate valid for that name."""
+    with open(os.path.join(testlib.state_dir("single"), "ca", "ca.crt")) as f:
+        ca = f.read()
+    got = client(host, """
+        import hashlib, http.client, subprocess
+        def txt(name):
+            out = subprocess.run(["dig", "+short", "TXT", name], capture_output=True, text=True).stdout
+            return [line.strip().replace('" "', "").strip('"') for line in out.splitlines()]
+        verify = ssl.create_default_context(cadata={ca!r})
+        conn = http.client.HTTPSConnection("mta-sts.example.test", 443, context=verify, timeout=30)
+        conn.request("GET", "/.well-known/mta-sts.txt")
+        resp = conn.getresponse()
+        policy = resp.read().decode()
+        conn.request("GET", "/")
+        other = conn.getresponse()
+        other.read()
+        mx_names = sorted(line.split()[1].rstrip(".") for line in subprocess.run(
+            ["dig", "+short", "MX", "example.test"], capture_output=True, text=True).stdout.splitlines())
+        # What an enforcing sender does: STARTTLS to each MX, verified by name.
+        verified = []
+        for name in mx_names:
+            with smtplib.SMTP(name, 25, timeout=30) as s:
+                s.starttls(context=verify)
+                verified.append(s.sock.server_hostname)
+        print(json.dumps({{"status": resp.status, "type": resp.getheader("Content-Type"), "policy": policy,
+                          "sha": hashlib.sha256(policy.encode()).hexdigest()[:32], "other": other.status,
+                          "sts": txt("_mta-sts.example.test"), "rpt": txt("_smtp._tls.example.test"),
+                          "mx": mx_names, "verified": verified}}))
+    """.format(ca=ca))
+    assert got["status"] == 200 and got["type"].split(";")[0] == "text/plain", got
+    assert got["other"] == 404, got
+    lines = got["policy"].split("\r\n")
+    assert lines[0] == "version: STSv1" and lines[-1] == "", got["policy"]
+    fields = [line.split(": ", 1) for line in lines[1:-1]]
+    assert ["mode", "enforce"] in fields and ["max_age", "604800"] in fields, fields
+    assert sorted(v for k, v in fields if k == "mx") == got["mx"] == ["mx1.example.test"], got
+    assert got["sts"] == ["v=STSv1; id=%s" % got["sha"]], got
+    assert got["rpt"] == ["v=TLSRPTv1; rua=mailto:postmaster@example.test"], got
+    assert got["verified"] == got["mx"], got
+
+
 def test_the_report_shows_queue_dovecot_storage_and_certificates(mx):
     report, out = testlib.report("single")
     m = report["hosts"]["mx1"]["mailstack"]

@@ -171,3 +171,27 @@ def test_zone_aaaa_for_a_host_reached_over_ipv6():
     zone = mail_dns_zone(d, "example.test", dict(ADDR, filter1="fd00::9"))
     assert records(zone, "AAAA") == [("filter1", "fd00::9")]
     assert "filter1" not in [n for n, v in records(zone, "A")]
+
+
+# --- mail_mta_sts_policy -----------------------------------------------------
+
+from ansible_collections.mailops.mailstack.plugins.filter.topology import mail_mta_sts_policy  # noqa: E402
+
+
+def test_mta_sts_policy_names_the_mx_records_of_each_topology():
+    nfs = decide(mail_mx=["mx1", "mx2"], mail_store=["mx1", "mx2"], mail_nfs=["filter1"], mail_db=["ns1"],
+                 mail_dns=["ns1"])
+    policy = mail_mta_sts_policy(nfs, "example.test", "enforce", 86400)
+    assert policy["text"] == "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n"
+    assert policy["mx"] == [v.split()[1].rstrip(".") for n, v in records(mail_dns_zone(nfs, "example.test", ADDR),
+                                                                          "MX")]
+    assert len(policy["id"]) == 32 and policy["id"].isalnum()
+
+
+def test_mta_sts_policy_refuses_a_wrong_mode_or_max_age():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_dns=["ns1"])
+    with pytest.raises(AnsibleFilterError, match="mode must be one of none, testing, enforce, not 'strict'"):
+        mail_mta_sts_policy(d, "example.test", "strict")
+    for bad in (-1, 31557601, True, "86400"):
+        with pytest.raises(AnsibleFilterError, match="max_age must be a whole number of seconds"):
+            mail_mta_sts_policy(d, "example.test", "testing", bad)

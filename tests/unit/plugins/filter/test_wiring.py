@@ -5,6 +5,8 @@ site.yml gathers them), and the options the wiring gives each host. Options
 the inventory sets are left out (site.yml then keeps the inventory's value).
 """
 
+import hashlib
+
 import pytest
 
 from ansible_collections.mailops.mailstack.plugins.filter.wiring import mail_address_errors, mail_wiring, role_default
@@ -63,7 +65,8 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "mail_database_bind_address": "127.0.0.1",
         "mail_database_postfix_hosts": ["localhost", "127.0.0.1"],
         "mail_database_dovecot_hosts": ["localhost", "127.0.0.1"],
-        "tls_names": ["mx1", "mx1.example.test"],
+        # The webmail host serves the MTA-STS policy under its own name.
+        "tls_names": ["mx1", "mx1.example.test", "mta-sts.example.test"],
         "postfix_mode": "mailbox",
         "postfix_myhostname": "mx1.example.test",
         "postfix_db_host": "localhost",
@@ -81,6 +84,8 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "dovecot_quota_status_listen": "127.0.0.1",
         "webmail_imap_host": "mx1",
         "webmail_smtp_host": "mx1",
+        "webmail_mta_sts_server_name": "mta-sts.example.test",
+        "webmail_mta_sts_policy": "version: STSv1\r\nmode: testing\r\nmx: mx1.example.test\r\nmax_age: 604800\r\n",
     }
     assert hosts["mx1"]["copies"] == {"postfix_db_password": "mail_database_postfix_password",
                                       "dovecot_db_password": "mail_database_dovecot_password"}
@@ -95,6 +100,14 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     assert zone["name"] == "example.test"
     assert {"name": "@", "type": "MX", "value": "5 mx1.example.test."} in zone["records"]
     assert {"name": "filter1", "type": "A", "value": "10.0.0.9"} in zone["records"]
+    # MTA-STS: the policy's name points at the webmail host, its id is the
+    # policy's hash; TLS reports go to the postmaster.
+    assert {"name": "mta-sts", "type": "A", "value": "10.0.0.1"} in zone["records"]
+    policy = hosts["mx1"]["options"]["webmail_mta_sts_policy"]
+    assert {"name": "_mta-sts", "type": "TXT",
+            "value": '"v=STSv1; id=%s"' % hashlib.sha256(policy.encode()).hexdigest()[:32]} in zone["records"]
+    assert {"name": "_smtp._tls", "type": "TXT", "value": '"v=TLSRPTv1; rua=mailto:postmaster@example.test"'} \
+        in zone["records"]
     # A host in no mail group gets the base role only.
     assert hosts["outside1"] == {"roles": ["common"], "options": {}, "copies": {}}
 
@@ -217,7 +230,10 @@ def test_sharded():
                                    "dovecot_doveadm_listen", "dovecot_postfix_local", "dovecot_quota_status")} == {
         "dovecot_mode": "proxy", "dovecot_protocols": ["imap", "pop3"], "dovecot_auth_listen": ["10.0.0.31"],
         "dovecot_doveadm_listen": ["10.0.0.31"], "dovecot_postfix_local": False, "dovecot_quota_status": False}
-    assert proxy1["tls_names"] == ["proxy1", "proxy1.example.test", "imap.example.test", "pop3.example.test"]
+    assert proxy1["tls_names"] == ["proxy1", "proxy1.example.test", "imap.example.test", "pop3.example.test",
+                                   "mta-sts.example.test"]
+    # The policy names the SMTP tier's name, the MX.
+    assert "\r\nmx: smtp.example.test\r\n" in proxy1["webmail_mta_sts_policy"]
     assert (proxy1["webmail_imap_host"], proxy1["webmail_smtp_host"]) == ("proxy1", "smtp1")
     # A shard: LMTP for the SMTP tier, logins only through the proxy.
     assert {k: ms1[k] for k in ("dovecot_mode", "dovecot_lmtp_listen", "dovecot_lmtp_proxy",
@@ -387,3 +403,55 @@ def test_a_wrong_dmarc_policy_or_mismatched_authserv_ids_are_refused():
     assert "ns1: mailstack_dmarc_policy must be one of none, quarantine, reject, not 'drop'" in errors
     assert any(e.startswith("mx1: dkim_authserv_id (mx9) and dmarc_authserv_id (mx1.example.test) differ")
                for e in errors), errors
+
+
+def _mta_sts(zone):
+    return [r for r in zone["records"] if r["name"] in ("mta-sts", "_mta-sts")]
+
+
+def test_the_mta_sts_id_changes_when_and_only_when_the_policy_does():
+    groups, hv = SINGLE_WITH_FILTER_HOST["groups"], dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    first = wired(groups, hv)
+    # Another run, other facts of an unrelated host: the same id.
+    hv2 = dict(hv, filter1={"ansible_facts": facts("10.0.0.10", vcpus=8)})
+    assert _mta_sts(wired(groups, hv2)["ns1"]["options"]["dns_zones"][0]) == \
+        _mta_sts(first["ns1"]["options"]["dns_zones"][0])
+    # Enforcing changes the policy, and so the id the zone publishes.
+    enforced = wired(groups, hv, {"mailstack_mta_sts_mode": "enforce", "mailstack_mta_sts_max_age": 86400})
+    policy = enforced["mx1"]["options"]["webmail_mta_sts_policy"]
+    assert policy == "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.test\r\nmax_age: 86400\r\n"
+    ids = [r["value"] for z in (first, enforced) for r in _mta_sts(z["ns1"]["options"]["dns_zones"][0])
+           if r["name"] == "_mta-sts"]
+    assert len(set(ids)) == 2
+    assert ids[1] == '"v=STSv1; id=%s"' % hashlib.sha256(policy.encode()).hexdigest()[:32]
+    # A backup MX is in the policy too: senders may deliver to it.
+    backup = wired(dict(groups, mail_backup_mx=["mx2"], mail_db_replica=["mx2"]),
+                   dict(hv, mx2={"ansible_facts": facts("10.0.0.2")}))
+    assert "mx: mx1.example.test\r\nmx: mx2.example.test\r\n" in backup["mx1"]["options"]["webmail_mta_sts_policy"]
+
+
+def test_mta_sts_off_publishes_nothing_and_tls_reports_may_be_turned_off():
+    groups, hv = SINGLE_WITH_FILTER_HOST["groups"], SINGLE_WITH_FILTER_HOST["hosts"]
+    hosts = wired(groups, hv, {"mailstack_mta_sts_mode": "off", "mailstack_tls_rpt_rua": ""})
+    zone = hosts["ns1"]["options"]["dns_zones"][0]
+    assert _mta_sts(zone) == [] and not [r for r in zone["records"] if r["name"] == "_smtp._tls"]
+    assert "webmail_mta_sts_policy" not in hosts["mx1"]["options"]
+    assert hosts["mx1"]["options"]["tls_names"] == ["mx1", "mx1.example.test"]
+
+
+def test_mta_sts_without_a_web_host_or_with_wrong_values_is_refused():
+    groups = {k: v for k, v in SINGLE_WITH_FILTER_HOST["groups"].items() if k != "mail_webmail"}
+    hv = SINGLE_WITH_FILTER_HOST["hosts"]
+    # Left at its default, nothing is published without a web server.
+    assert _mta_sts(wired(groups, hv)["ns1"]["options"]["dns_zones"][0]) == []
+    common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_mode="enforce")
+    errors = mail_wiring(*inventory(groups, hv, common))["errors"]
+    assert errors == ["ns1: mailstack_mta_sts_mode is 'enforce' but the inventory has no 'mail_webmail' host to "
+                      "serve the policy at https://mta-sts.example.test/ (set it to 'off', or add one)"]
+    groups = SINGLE_WITH_FILTER_HOST["groups"]
+    common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_mode="strict")
+    assert "ns1: mailstack_mta_sts_mode must be one of off, none, testing, enforce, not 'strict'" in \
+        mail_wiring(*inventory(groups, hv, common))["errors"]
+    common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_max_age=-1)
+    assert any(e.startswith("ns1: mailstack_mta_sts_max_age: mail_mta_sts_policy: max_age must be a whole number")
+               for e in mail_wiring(*inventory(groups, hv, common))["errors"])
