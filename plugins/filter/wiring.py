@@ -40,8 +40,10 @@ ROLE_GROUPS = (
     ('dkim', ('mail_mx', 'mail_smtp')),
     ('dmarc', ('mail_mx', 'mail_smtp')),
     ('dns', ('mail_dns',)),
+    # Before the database: it serves its remote readers over TLS.
+    ('tls', ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx', 'mail_db',
+             'mail_db_replica')),
     ('mail_database', ('mail_db', 'mail_db_replica')),
-    ('tls', ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx')),
     ('content_filter', ('mail_filter',)),
     ('postfix', ('mail_mx', 'mail_backup_mx', 'mail_smtp')),
     ('dovecot', ('mail_store', 'mail_proxy')),
@@ -60,6 +62,10 @@ COPIES = (
 
 # The DMARC policies the mail domain may publish (mailstack_dmarc_policy).
 DMARC_POLICIES = ('none', 'quarantine', 'reject')
+
+# The clients of a database served over TLS verify it against the host's
+# trust store (the tls role adds the lab CA or the CA the inventory gives).
+SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 
 # mailstack_mta_sts_mode: a policy mode, or 'off' to publish none.
 MTA_STS_CHOICES = ('off',) + MTA_STS_MODES
@@ -283,6 +289,20 @@ def _wire_host(host, g, topology, inv):
     sharded = topology == 'sharded'
     domain = inv.optional(host, 'mailstack_domain')
 
+    # The primary serves TLS, and requires it of every remote account, when
+    # another host reads it or replicates it.
+    primary_remote = primary_db is not None and (
+        bool(g['mail_db_replica'])
+        or any(h not in db_hosts for group in ('mail_mx', 'mail_smtp', 'mail_store', 'mail_proxy') for h in g[group]))
+    if primary_db is not None and inv.is_set(primary_db, 'mail_database_tls'):
+        primary_tls = bool(inv.get(primary_db, 'mail_database_tls'))
+    else:
+        primary_tls = primary_remote
+
+    def db_ca_file(h):
+        # Verify the primary's certificate when h reads it over the network.
+        return SYSTEM_CA_BUNDLE if primary_tls and db_host_seen_from(h) != 'localhost' else ''
+
     def db_host_seen_from(h):
         # A database host (primary or replica: a backup MX reads its own
         # replica) uses the local socket; others reach the primary.
@@ -356,6 +376,9 @@ def _wire_host(host, g, topology, inv):
         remote = bool(readers['postfix'] or readers['dovecot'] or (g['mail_db_replica'] and not replica))
         local = ['localhost', '127.0.0.1']
         o['mail_database_bind_address'] = '*' if remote else '127.0.0.1'
+        o['mail_database_tls'] = remote
+        if replica and primary_db:
+            o['mail_database_primary_ca_file'] = SYSTEM_CA_BUNDLE if primary_tls else ''
         o['mail_database_postfix_hosts'] = local + _unique(readers['postfix'])
         o['mail_database_dovecot_hosts'] = local + _unique(readers['dovecot'])
         if sharded and not replica:
@@ -375,17 +398,22 @@ def _wire_host(host, g, topology, inv):
                 repl.extend(inv.known(other, 'a replica of the database'))
             o['mail_database_replication_hosts'] = _unique(repl)
 
-    if 'tls' in roles and fqdn:
+    if 'tls' in roles:
         # The service names clients use for a tier (round robin) are in the
         # certificate of each host behind them.
-        names = [host, fqdn]
-        if host in g['mail_smtp']:
+        names = [host] + ([fqdn] if fqdn else [])
+        if fqdn and host in g['mail_smtp']:
             names.append('smtp.%s' % domain)
-        if host in g['mail_proxy']:
+        if fqdn and host in g['mail_proxy']:
             names.extend(['imap.%s' % domain, 'pop3.%s' % domain])
         if host in g['mail_webmail'] and mta_sts:
             names.append('mta-sts.%s' % domain)
-        o['tls_names'] = names
+        if host == primary_db and primary_remote:
+            # The address its readers and replicas connect to, which they
+            # verify against the certificate.
+            names.append(inv.reach(host, 'the mail database primary, read over TLS'))
+        if len(names) > 1:
+            o['tls_names'] = names
 
     if 'content_filter' in roles:
         clients = []
@@ -412,6 +440,7 @@ def _wire_host(host, g, topology, inv):
         if fqdn:
             o['postfix_myhostname'] = fqdn
         o['postfix_db_host'] = db_host_seen_from(host)
+        o['postfix_db_ca_file'] = db_ca_file(host)
         if backup:
             primary = g['mail_mx'][0] if g['mail_mx'] else None
             if primary:
@@ -460,6 +489,7 @@ def _wire_host(host, g, topology, inv):
         proxy = host in g['mail_proxy']
         o['dovecot_mode'] = 'proxy' if proxy else 'store'
         o['dovecot_db_host'] = db_host_seen_from(host)
+        o['dovecot_db_ca_file'] = db_ca_file(host)
         local_postfix = host in g['mail_mx']
         o['dovecot_postfix_local'] = local_postfix
         o['dovecot_quota_status'] = local_postfix

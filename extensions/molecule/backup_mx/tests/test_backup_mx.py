@@ -112,6 +112,27 @@ def test_replica_is_healthy_caught_up_and_read_only(mx1, mx2):
     assert mx2.check_output("mariadb -N -B -e 'SELECT @@read_only'") == "1"
 
 
+def test_replication_runs_over_verified_tls_and_catches_up_after_a_primary_restart(mx1, mx2):
+    status = slave_status(mx2)
+    assert (status["Master_SSL_Allowed"], status["Master_SSL_Verify_Server_Cert"], status["Master_SSL_CA_File"]) \
+        == ("Yes", "Yes", "/etc/ssl/certs/ca-certificates.crt"), status
+    # The replication account refuses a plain connection.
+    plain = mx2.run("mariadb --skip-ssl -h %s -u mail_repl -plab-replication-password -e 'SELECT 1'"
+                    % status["Master_Host"])
+    assert plain.rc != 0 and "Access denied" in plain.stderr, plain.stderr
+    assert set(sql(mx1, "SELECT ssl_type FROM mysql.user WHERE user = 'mail_repl'").split()) == {"ANY"}
+    # The primary restarts: the replica reconnects (over TLS) and catches up.
+    mx1.check_output("systemctl restart mariadb")
+    quota = "SELECT quota FROM mailbox WHERE email = 'bob@example.test'"
+    sql(mx1, "UPDATE mailbox SET quota = 7654321 WHERE email = 'bob@example.test'")
+    started = time.time()
+    wait("replication after the primary restarted", lambda: sql(mx2, quota) == "7654321", 120)
+    print("the replica caught up %.1f s after the primary restarted" % (time.time() - started))
+    sql(mx1, "UPDATE mailbox SET quota = 0 WHERE email = 'bob@example.test'")
+    wait("replication of the reset", lambda: sql(mx2, quota) == "0", 60)
+    assert slave_status(mx2)["Master_SSL_Allowed"] == "Yes"
+
+
 def test_the_report_shows_the_replica_its_lag_and_a_stopped_sql_thread(mx1, mx2):
     report, out = testlib.report("backup_mx")
     replica = report["hosts"]["mx2"]["mailstack"]["database"]

@@ -82,6 +82,38 @@ def test_accounts_accept_only_the_mail_servers_addresses(db):
     assert hosts - {"localhost", "127.0.0.1"} == addresses, (hosts, addresses)
 
 
+def db_address(host):
+    """The database address the mail server's Postfix connects to."""
+    conf = host.file("/etc/postfix/sql/virtual_mailboxes.cf").content_string
+    return re.search(r"^hosts = (.+)$", conf, re.M).group(1).strip()
+
+
+def test_remote_accounts_require_tls_and_the_services_verify_the_server(host, db):
+    address = db_address(host)
+    assert address != "localhost"
+    # The accounts of the mail server's addresses require TLS; the local
+    # ones do not.
+    rows = db.check_output("mariadb -N -B -e \"SELECT user, host, ssl_type FROM mysql.user WHERE user IN "
+                           "('mail_postfix', 'mail_dovecot')\"").splitlines()
+    for user, account_host, ssl_type in (row.split("\t") for row in rows):
+        want = "" if account_host in ("localhost", "127.0.0.1") else "ANY"
+        assert ssl_type == want, (user, account_host, ssl_type)
+    # A plain connection is refused, a verified one is encrypted.
+    login = "-h {} -u mail_postfix -plab-postfix-password -N -B".format(address)
+    plain = host.run("mariadb --skip-ssl {} -e 'SELECT 1'".format(login))
+    assert plain.rc != 0 and "Access denied" in plain.stderr, plain.stderr
+    verified = host.run("mariadb --ssl-verify-server-cert --ssl-ca=/etc/ssl/certs/ca-certificates.crt {} "
+                        "-e \"SHOW SESSION STATUS LIKE 'Ssl_version'\"".format(login))
+    assert verified.rc == 0 and verified.stdout.split()[1].startswith("TLSv1."), verified.stderr
+    # Postfix and Dovecot look up through those accounts, verifying the
+    # server's certificate (chain and address).
+    conf = host.file("/etc/postfix/sql/virtual_mailboxes.cf").content_string
+    assert "tls_verify_cert = yes" in conf and "tls_CAfile = /etc/ssl/certs/ca-certificates.crt" in conf
+    assert host.check_output("postmap -q alice@example.test mysql:/etc/postfix/sql/virtual_mailboxes.cf")
+    assert "ssl_verify_server_cert=yes" in host.file("/etc/dovecot/dovecot-sql.conf.ext").content_string
+    assert "home" in host.check_output("doveadm user alice@example.test")
+
+
 def test_wrong_password_refused(host):
     bad = sql(host, "mail_dovecot", "not-the-password", "SELECT 1")
     assert bad.rc != 0 and "access denied" in bad.stderr.lower()

@@ -53,7 +53,7 @@ SINGLE_WITH_FILTER_HOST = dict(
 
 def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     hosts = wired(**SINGLE_WITH_FILTER_HOST)
-    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "mail_database", "tls", "postfix", "dovecot", "webmail"]
+    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "tls", "mail_database", "postfix", "dovecot", "webmail"]
     assert hosts["mx1"]["options"] == {
         "dkim_domains": ["example.test"],
         "dkim_authserv_id": "mx1.example.test",
@@ -65,11 +65,14 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "mail_database_bind_address": "127.0.0.1",
         "mail_database_postfix_hosts": ["localhost", "127.0.0.1"],
         "mail_database_dovecot_hosts": ["localhost", "127.0.0.1"],
+        # Nobody reads it over the network: no TLS.
+        "mail_database_tls": False,
         # The webmail host serves the MTA-STS policy under its own name.
         "tls_names": ["mx1", "mx1.example.test", "mta-sts.example.test"],
         "postfix_mode": "mailbox",
         "postfix_myhostname": "mx1.example.test",
         "postfix_db_host": "localhost",
+        "postfix_db_ca_file": "",
         "postfix_milters": ["inet:127.0.0.1:8891", "inet:127.0.0.1:8893"],
         "postfix_quota_policy": "inet:127.0.0.1:12340",
         "postfix_content_filter": True,
@@ -79,6 +82,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "postfix_content_filter_concurrency": 4,
         "dovecot_mode": "store",
         "dovecot_db_host": "localhost",
+        "dovecot_db_ca_file": "",
         "dovecot_postfix_local": True,
         "dovecot_quota_status": True,
         "dovecot_quota_status_listen": "127.0.0.1",
@@ -116,7 +120,7 @@ def test_single_with_the_filter_on_the_mail_server():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["mx1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1", vcpus=3)}))
     o = hosts["mx1"]["options"]
-    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "mail_database", "tls", "content_filter", "postfix", "dovecot"]
+    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "tls", "mail_database", "content_filter", "postfix", "dovecot"]
     assert (o["postfix_content_filter_host"], o["postfix_reinject_clients"]) == ("127.0.0.1", ["127.0.0.1/32"])
     assert o["postfix_content_filter_concurrency"] == 3
     assert o["content_filter_clients"] == ["127.0.0.1"]
@@ -135,7 +139,7 @@ def test_single_with_the_database_on_another_host():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1", "fd00::1")}, db1={"ansible_facts": facts("10.0.0.5")}))
     db, mx = hosts["db1"]["options"], hosts["mx1"]["options"]
-    assert hosts["db1"]["roles"] == ["common", "mail_database"]
+    assert hosts["db1"]["roles"] == ["common", "tls", "mail_database"]
     # The database listens on the network and its read-only accounts accept
     # the mail server's addresses (both: it may connect from either).
     assert db["mail_database_bind_address"] == "*"
@@ -144,6 +148,20 @@ def test_single_with_the_database_on_another_host():
     assert "mail_database_replication_hosts" not in db
     assert (mx["postfix_db_host"], mx["dovecot_db_host"]) == ("10.0.0.5", "10.0.0.5")
     assert "postfix_db_password" not in hosts["db1"]["copies"]
+    # Read over the network: over TLS, the readers verifying the address
+    # they connect to against the certificate.
+    assert db["mail_database_tls"] is True
+    assert db["tls_names"] == ["db1", "db1.example.test", "10.0.0.5"]
+    assert mx["postfix_db_ca_file"] == mx["dovecot_db_ca_file"] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_database_tls_turned_off_by_the_inventory_turns_it_off_for_its_readers():
+    hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
+                  dict(mx1={"ansible_facts": facts("10.0.0.1")},
+                       db1={"ansible_facts": facts("10.0.0.5"), "mail_database_tls": False}))
+    assert "mail_database_tls" not in hosts["db1"]["options"]
+    mx = hosts["mx1"]["options"]
+    assert mx["postfix_db_ca_file"] == mx["dovecot_db_ca_file"] == ""
 
 
 BACKUP = dict(
@@ -156,11 +174,16 @@ BACKUP = dict(
 def test_backup_mx():
     hosts = wired(**BACKUP)
     mx1, mx2 = hosts["mx1"]["options"], hosts["mx2"]["options"]
-    assert hosts["mx2"]["roles"] == ["common", "mail_database", "tls", "postfix", "backup_mx"]
+    assert hosts["mx2"]["roles"] == ["common", "tls", "mail_database", "postfix", "backup_mx"]
     assert (mx1["mail_database_mode"], mx1["mail_database_server_id"], mx1["mail_database_binlog"]) == \
         ("primary", 1, True)
     assert mx1["mail_database_bind_address"] == "*"
     assert mx1["mail_database_replication_hosts"] == ["10.0.0.2"]
+    # Replicated over TLS: the primary's certificate names the address the
+    # replica connects to; its local readers use the socket.
+    assert mx1["mail_database_tls"] is True
+    assert mx1["tls_names"] == ["mx1", "mx1.example.test", "10.0.0.1"]
+    assert mx1["postfix_db_ca_file"] == mx1["dovecot_db_ca_file"] == ""
     assert mx1["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1"]
     assert mx1["postfix_mode"] == "mailbox" and mx1["postfix_content_filter"] is False
     # The primary does not judge by SPF and DMARC what the backup MX relays to it.
@@ -173,11 +196,14 @@ def test_backup_mx():
         "mail_database_bind_address": "127.0.0.1",
         "mail_database_postfix_hosts": ["localhost", "127.0.0.1"],
         "mail_database_dovecot_hosts": ["localhost", "127.0.0.1"],
+        "mail_database_tls": False,
+        "mail_database_primary_ca_file": "/etc/ssl/certs/ca-certificates.crt",
         "tls_names": ["mx2", "mx2.example.test"],
         "postfix_mode": "backup_relay",
         "postfix_myhostname": "mx2.example.test",
         # The backup reads its own replica.
         "postfix_db_host": "localhost",
+        "postfix_db_ca_file": "",
         "postfix_relay_to": "[10.0.0.1]:25",
         "backup_mx_primary": "mx1",
         "backup_mx_primary_address": "10.0.0.1",
@@ -212,6 +238,10 @@ def test_sharded():
     assert ns1["mail_database_mailbox_hosts"] == [{"name": "ms1", "address": "10.0.0.41"},
                                                   {"name": "ms2", "address": "10.0.0.42"}]
     assert ns1["mail_database_admin_hosts"] == ["localhost", "127.0.0.1", "10.0.0.41", "10.0.0.42"]
+    # Every tier reads it over verified TLS.
+    assert ns1["mail_database_tls"] is True and ns1["tls_names"][-1] == "10.0.0.53"
+    assert smtp1["postfix_db_ca_file"] == proxy1["dovecot_db_ca_file"] == ms1["dovecot_db_ca_file"] == \
+        "/etc/ssl/certs/ca-certificates.crt"
     # The filter takes mail from, and gives it back to, both SMTP hosts.
     assert ns1["content_filter_clients"] == ["10.0.0.21", "10.0.0.22"]
     # The SMTP tier routes to the shards and authenticates at the proxy.
