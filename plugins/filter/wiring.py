@@ -414,6 +414,8 @@ def _wire_host(host, g, topology, inv):
             names.append(inv.reach(host, 'the mail database primary, read over TLS'))
         if len(names) > 1:
             o['tls_names'] = names
+        # The lab CA stays on one managed host, the same in every run.
+        o['tls_ca_host'] = next(h for group in dict(ROLE_GROUPS)['tls'] for h in g.get(group, ()))
 
     if 'content_filter' in roles:
         clients = []

@@ -276,6 +276,22 @@ def test_tls_certificate_names_the_host(host):
     assert "mx1.example.test" in got
 
 
+def test_the_lab_ca_stays_on_its_host_and_signs_the_others():
+    """The lab CA is kept on mx1 (the wiring's tls_ca_host), not on the
+    controller, which an AWX job throws away; ns1's certificate, made for
+    the database's readers, is signed by it."""
+    mx1, ns1 = testinfra.get_host("podman://mx1"), testinfra.get_host("podman://ns1")
+    key = mx1.file("/var/lib/mailstack/ca/ca.key")
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
+    assert not ns1.file("/var/lib/mailstack/ca").exists
+    assert not os.path.exists(os.path.join(testlib.state_dir("single"), "ca"))
+    ca = mx1.file("/var/lib/mailstack/ca/ca.crt").content_string
+    assert ns1.file("/usr/local/share/ca-certificates/mailstack-ca.crt").content_string == ca
+    verify = ns1.run("openssl verify -CAfile /usr/local/share/ca-certificates/mailstack-ca.crt "
+                     "/etc/ssl/mailstack/host.crt")
+    assert verify.rc == 0 and verify.stdout.strip().endswith(": OK"), verify.stdout + verify.stderr
+
+
 EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
@@ -557,8 +573,8 @@ def test_the_mta_sts_policy_is_served_over_https_and_matches_the_records(host):
     """A sender's view (RFC 8461): the _mta-sts id, the policy fetched over
     HTTPS with a verified certificate for mta-sts.<domain>, its mx lines the
     domain's MX names, and the MX's certificate valid for that name."""
-    with open(os.path.join(testlib.state_dir("single"), "ca", "ca.crt")) as f:
-        ca = f.read()
+    # The lab CA, from the host that keeps it.
+    ca = testinfra.get_host("podman://mx1").file("/var/lib/mailstack/ca/ca.crt").content_string
     got = client(host, """
         import hashlib, http.client, subprocess
         def txt(name):

@@ -69,6 +69,8 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "mail_database_tls": False,
         # The webmail host serves the MTA-STS policy under its own name.
         "tls_names": ["mx1", "mx1.example.test", "mta-sts.example.test"],
+        # The lab CA is kept on the first mail server.
+        "tls_ca_host": "mx1",
         "postfix_mode": "mailbox",
         "postfix_myhostname": "mx1.example.test",
         "postfix_db_host": "localhost",
@@ -199,6 +201,8 @@ def test_backup_mx():
         "mail_database_tls": False,
         "mail_database_primary_ca_file": "/etc/ssl/certs/ca-certificates.crt",
         "tls_names": ["mx2", "mx2.example.test"],
+        # Signed by the CA on the primary.
+        "tls_ca_host": "mx1",
         "postfix_mode": "backup_relay",
         "postfix_myhostname": "mx2.example.test",
         # The backup reads its own replica.
@@ -240,6 +244,9 @@ def test_sharded():
     assert ns1["mail_database_admin_hosts"] == ["localhost", "127.0.0.1", "10.0.0.41", "10.0.0.42"]
     # Every tier reads it over verified TLS.
     assert ns1["mail_database_tls"] is True and ns1["tls_names"][-1] == "10.0.0.53"
+    # One lab CA for all: on the first host with a certificate (no mail_mx
+    # here: the first shard).
+    assert {hosts[h]["options"]["tls_ca_host"] for h in ("ns1", "smtp1", "smtp2", "proxy1", "ms1", "ms2")} == {"ms1"}
     assert smtp1["postfix_db_ca_file"] == proxy1["dovecot_db_ca_file"] == ms1["dovecot_db_ca_file"] == \
         "/etc/ssl/certs/ca-certificates.crt"
     # The filter takes mail from, and gives it back to, both SMTP hosts.
