@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 import yaml
 
@@ -63,12 +64,23 @@ COPIES = (
 # The DMARC policies the mail domain may publish (mailstack_dmarc_policy).
 DMARC_POLICIES = ('none', 'quarantine', 'reject')
 
+# mailstack_tls_rpt_rua: where TLS reports go (RFC 8460, 3), one or more
+# mailto: or https: URIs; nothing that would break the record's quoting.
+TLS_RPT_RUA = re.compile(r'^(mailto:[^@\s",;!]+@[A-Za-z0-9.-]+|https://[^\s",;!]+)'
+                         r'(,(mailto:[^@\s",;!]+@[A-Za-z0-9.-]+|https://[^\s",;!]+))*$')
+
 # The clients of a database served over TLS verify it against the host's
 # trust store (the tls role adds the lab CA or the CA the inventory gives).
 SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 
 # mailstack_mta_sts_mode: a policy mode, or 'off' to publish none.
 MTA_STS_CHOICES = ('off',) + MTA_STS_MODES
+
+# Settings of the whole site: hosts that disagree would build parts that do
+# not fit (a policy id published for another policy than the one served, a
+# certificate signed by another CA than the one every host trusts).
+SITE_OPTIONS = ('mailstack_dmarc_policy', 'mailstack_mta_sts_mode', 'mailstack_mta_sts_max_age',
+                'mailstack_tls_rpt_rua', 'tls_ca_host', 'tls_ca_dir')
 
 # Set by site.yml to the names it applied, so that a second wiring in the same
 # run (site.yml imported twice) does not mistake them for the inventory's.
@@ -262,16 +274,20 @@ def _mta_sts(host, g, topology, inv, domain):
     if mode == 'off':
         return None
     if not g['mail_webmail']:
-        # The policy is served by the webmail hosts' web server.
-        if inv.is_set(host, 'mailstack_mta_sts_mode'):
+        # The policy is served by the webmail hosts' web server. Only a
+        # demand to enforce is an error: 'testing' is the default (and what
+        # an AWX survey sends when left alone).
+        if mode == 'enforce':
             inv.errors.append("%s: mailstack_mta_sts_mode is %r but the inventory has no 'mail_webmail' host to "
                               "serve the policy at https://mta-sts.%s/ (set it to 'off', or add one)"
                               % (host, mode, domain))
         return None
     max_age = inv.optional(host, 'mailstack_mta_sts_max_age', 604800)
+    if isinstance(max_age, str) and max_age.isdigit():
+        max_age = int(max_age)  # as a survey or -e gives it
     try:
-        return mail_mta_sts_policy({'topology': topology, 'groups': g}, domain, mode, int(max_age))
-    except (AnsibleFilterError, TypeError, ValueError) as e:
+        return mail_mta_sts_policy({'topology': topology, 'groups': g}, domain, mode, max_age)
+    except AnsibleFilterError as e:
         inv.errors.append('%s: mailstack_mta_sts_max_age: %s' % (host, e))
         return None
 
@@ -353,7 +369,13 @@ def _wire_host(host, g, topology, inv):
                 inv.errors.append("%s: mailstack_dmarc_policy must be one of %s, not %r"
                                   % (host, ', '.join(DMARC_POLICIES), policy))
                 policy = 'quarantine'
-            rua = inv.optional(host, 'mailstack_tls_rpt_rua', 'mailto:postmaster@%s' % domain)
+            rua = inv.optional(host, 'mailstack_tls_rpt_rua') or 'mailto:postmaster@%s' % domain
+            if rua == 'none':
+                rua = None
+            elif not TLS_RPT_RUA.match(str(rua)):
+                inv.errors.append("%s: mailstack_tls_rpt_rua must be 'none' or mailto: and https: URIs separated "
+                                  "by commas, not %r" % (host, rua))
+                rua = None
             o['dns_zones'] = [mail_dns_zone(decision, domain, addresses, policy, mta_sts, rua)]
 
     if 'mail_database' in roles:
@@ -562,6 +584,16 @@ def wire(groups, hostvars):
             inv.errors.extend(address_errors(host, {'mailstack_address': inv.optional(host, 'mailstack_address')}))
     result = {'topology': decision['topology'], 'errors': list(decision['errors']), 'hosts': {},
               'address_options': sorted(ADDRESS_OPTIONS)}
+    mail_hosts = sorted(set(h for members in g.values() for h in members))
+    for name in SITE_OPTIONS:
+        seen = dict((h, inv.optional(h, name) if inv.is_set(h, name) else None) for h in mail_hosts)
+        if len(set(repr(v) for v in seen.values())) > 1:
+            result['errors'].append('%s differs between hosts (%s): it is one setting of the whole site, set it '
+                                    'once (group_vars/all)' % (name, ', '.join(
+                                        '%s: %s' % (h, 'unset' if v is None else repr(v))
+                                        for h, v in sorted(seen.items()))))
+    if len(result['errors']) > len(decision['errors']):
+        return result
     if decision['errors']:
         return result
     for host in hosts:

@@ -425,18 +425,17 @@ def test_a_wrong_value_the_wiring_reads_is_named():
 
 
 def test_the_zone_publishes_the_dmarc_policy_the_inventory_chooses():
-    groups, hv = SINGLE_WITH_FILTER_HOST["groups"], dict(SINGLE_WITH_FILTER_HOST["hosts"])
-    hv["ns1"] = dict(hv["ns1"], mailstack_dmarc_policy="reject")
-    zone = wired(groups, hv)["ns1"]["options"]["dns_zones"][0]
+    groups, hv = SINGLE_WITH_FILTER_HOST["groups"], SINGLE_WITH_FILTER_HOST["hosts"]
+    zone = wired(groups, hv, {"mailstack_dmarc_policy": "reject"})["ns1"]["options"]["dns_zones"][0]
     assert {"name": "_dmarc", "type": "TXT", "value": '"v=DMARC1; p=reject; rua=mailto:postmaster@example.test"'} \
         in zone["records"]
 
 
 def test_a_wrong_dmarc_policy_or_mismatched_authserv_ids_are_refused():
     groups, hv = SINGLE_WITH_FILTER_HOST["groups"], dict(SINGLE_WITH_FILTER_HOST["hosts"])
-    hv["ns1"] = dict(hv["ns1"], mailstack_dmarc_policy="drop")
     hv["mx1"] = dict(hv["mx1"], dkim_authserv_id="mx9")
-    errors = mail_wiring(*inventory(groups, hv, dict(PASSWORDS, mailstack_domain="example.test")))["errors"]
+    errors = mail_wiring(*inventory(groups, hv, dict(PASSWORDS, mailstack_domain="example.test",
+                                                     mailstack_dmarc_policy="drop")))["errors"]
     assert "ns1: mailstack_dmarc_policy must be one of none, quarantine, reject, not 'drop'" in errors
     assert any(e.startswith("mx1: dkim_authserv_id (mx9) and dmarc_authserv_id (mx1.example.test) differ")
                for e in errors), errors
@@ -449,10 +448,13 @@ def _mta_sts(zone):
 def test_the_mta_sts_id_changes_when_and_only_when_the_policy_does():
     groups, hv = SINGLE_WITH_FILTER_HOST["groups"], dict(SINGLE_WITH_FILTER_HOST["hosts"])
     first = wired(groups, hv)
-    # Another run, other facts of an unrelated host: the same id.
-    hv2 = dict(hv, filter1={"ansible_facts": facts("10.0.0.10", vcpus=8)})
-    assert _mta_sts(wired(groups, hv2)["ns1"]["options"]["dns_zones"][0]) == \
-        _mta_sts(first["ns1"]["options"]["dns_zones"][0])
+    # Another run, the mail server at another address: the same policy, the
+    # same id (only the record pointing at the web server follows).
+    hv2 = dict(hv, mx1={"ansible_facts": facts("10.0.0.7")})
+    again = _mta_sts(wired(groups, hv2)["ns1"]["options"]["dns_zones"][0])
+    assert [r for r in again if r["name"] == "_mta-sts"] == \
+        [r for r in _mta_sts(first["ns1"]["options"]["dns_zones"][0]) if r["name"] == "_mta-sts"]
+    assert {"name": "mta-sts", "type": "A", "value": "10.0.0.7"} in again
     # Enforcing changes the policy, and so the id the zone publishes.
     enforced = wired(groups, hv, {"mailstack_mta_sts_mode": "enforce", "mailstack_mta_sts_max_age": 86400})
     policy = enforced["mx1"]["options"]["webmail_mta_sts_policy"]
@@ -469,7 +471,7 @@ def test_the_mta_sts_id_changes_when_and_only_when_the_policy_does():
 
 def test_mta_sts_off_publishes_nothing_and_tls_reports_may_be_turned_off():
     groups, hv = SINGLE_WITH_FILTER_HOST["groups"], SINGLE_WITH_FILTER_HOST["hosts"]
-    hosts = wired(groups, hv, {"mailstack_mta_sts_mode": "off", "mailstack_tls_rpt_rua": ""})
+    hosts = wired(groups, hv, {"mailstack_mta_sts_mode": "off", "mailstack_tls_rpt_rua": "none"})
     zone = hosts["ns1"]["options"]["dns_zones"][0]
     assert _mta_sts(zone) == [] and not [r for r in zone["records"] if r["name"] == "_smtp._tls"]
     assert "webmail_mta_sts_policy" not in hosts["mx1"]["options"]
@@ -479,8 +481,10 @@ def test_mta_sts_off_publishes_nothing_and_tls_reports_may_be_turned_off():
 def test_mta_sts_without_a_web_host_or_with_wrong_values_is_refused():
     groups = {k: v for k, v in SINGLE_WITH_FILTER_HOST["groups"].items() if k != "mail_webmail"}
     hv = SINGLE_WITH_FILTER_HOST["hosts"]
-    # Left at its default, nothing is published without a web server.
+    # Left at its default, or at 'testing' as an AWX survey sends it,
+    # nothing is published without a web server.
     assert _mta_sts(wired(groups, hv)["ns1"]["options"]["dns_zones"][0]) == []
+    assert _mta_sts(wired(groups, hv, {"mailstack_mta_sts_mode": "testing"})["ns1"]["options"]["dns_zones"][0]) == []
     common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_mode="enforce")
     errors = mail_wiring(*inventory(groups, hv, common))["errors"]
     assert errors == ["ns1: mailstack_mta_sts_mode is 'enforce' but the inventory has no 'mail_webmail' host to "
@@ -489,6 +493,32 @@ def test_mta_sts_without_a_web_host_or_with_wrong_values_is_refused():
     common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_mode="strict")
     assert "ns1: mailstack_mta_sts_mode must be one of off, none, testing, enforce, not 'strict'" in \
         mail_wiring(*inventory(groups, hv, common))["errors"]
-    common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_max_age=-1)
-    assert any(e.startswith("ns1: mailstack_mta_sts_max_age: mail_mta_sts_policy: max_age must be a whole number")
-               for e in mail_wiring(*inventory(groups, hv, common))["errors"])
+    for bad in (-1, True, 86400.5, "a week"):
+        common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_max_age=bad)
+        assert any(e.startswith("ns1: mailstack_mta_sts_max_age: mail_mta_sts_policy: max_age must be a whole number")
+                   for e in mail_wiring(*inventory(groups, hv, common))["errors"]), bad
+
+
+def test_a_site_setting_that_differs_between_hosts_is_refused():
+    """The policy the DNS host publishes and the one the webmail host serves
+    come from one setting; so does the host that keeps the lab CA."""
+    groups, hv = SINGLE_WITH_FILTER_HOST["groups"], dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hv["mx1"] = dict(hv["mx1"], mailstack_mta_sts_mode="enforce", tls_ca_host="mx1")
+    errors = mail_wiring(*inventory(groups, hv, dict(PASSWORDS, mailstack_domain="example.test")))["errors"]
+    assert errors == [
+        "mailstack_mta_sts_mode differs between hosts (filter1: unset, mx1: 'enforce', ns1: unset): it is one "
+        "setting of the whole site, set it once (group_vars/all)",
+        "tls_ca_host differs between hosts (filter1: unset, mx1: 'mx1', ns1: unset): it is one setting of the "
+        "whole site, set it once (group_vars/all)"]
+
+
+def test_tls_reports_go_where_the_inventory_says_and_a_wrong_address_is_named():
+    groups, hv = SINGLE_WITH_FILTER_HOST["groups"], SINGLE_WITH_FILTER_HOST["hosts"]
+    zone = wired(groups, hv, {"mailstack_tls_rpt_rua": "mailto:tls@example.test,https://r.example.test/tls"})[
+        "ns1"]["options"]["dns_zones"][0]
+    assert {"name": "_smtp._tls", "type": "TXT",
+            "value": '"v=TLSRPTv1; rua=mailto:tls@example.test,https://r.example.test/tls"'} in zone["records"]
+    for bad in ("tls@example.test", 'mailto:a"b@example.test', "mailto:a@example.test; x"):
+        common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_tls_rpt_rua=bad)
+        assert mail_wiring(*inventory(groups, hv, common))["errors"] == [
+            "ns1: mailstack_tls_rpt_rua must be 'none' or mailto: and https: URIs separated by commas, not %r" % bad]
