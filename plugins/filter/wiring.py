@@ -395,7 +395,7 @@ def _wire_host(host, g, topology, inv):
                 for other in sorted(set(h for group in groups for h in g[group])):
                     if other not in db_hosts:
                         readers[service].extend(inv.known(other, 'a reader of the database'))
-        remote = bool(readers['postfix'] or readers['dovecot'] or (g['mail_db_replica'] and not replica))
+        remote = primary_remote and not replica
         local = ['localhost', '127.0.0.1']
         o['mail_database_bind_address'] = '*' if remote else '127.0.0.1'
         o['mail_database_tls'] = remote
@@ -592,9 +592,7 @@ def wire(groups, hostvars):
                                     'once (group_vars/all)' % (name, ', '.join(
                                         '%s: %s' % (h, 'unset' if v is None else repr(v))
                                         for h, v in sorted(seen.items()))))
-    if len(result['errors']) > len(decision['errors']):
-        return result
-    if decision['errors']:
+    if result['errors']:
         return result
     for host in hosts:
         roles, options = _wire_host(host, g, decision['topology'], inv)
