@@ -117,11 +117,13 @@ job() {
   done
   rm -rf "$pdd"
   mkdir -p "$pdd/project" "$pdd/inventory" "$pdd/env"
-  # The project, as AWX checks it out (the scenario's lab CA included: the
-  # inventory points there).
+  # The project, as AWX checks it out (with the scenario's ACME CA
+  # certificates, when it has an ACME server: the inventory reads them).
   rsync -a --exclude=/.git --exclude=/.venv --exclude=/.cache --exclude=/build --exclude=__pycache__ \
     "$root/" "$pdd/project/"
-  [[ -d $state/ca ]] && mkdir -p "$pdd/project/.cache/molecule/$scenario" && cp -a "$state/ca" "$pdd/project/.cache/molecule/$scenario/"
+  if [[ -d $state/acme ]]; then
+    mkdir -p "$pdd/project/.cache/molecule/$scenario" && cp -a "$state/acme" "$pdd/project/.cache/molecule/$scenario/"
+  fi
   # The inventory, with the controller's paths moved to the project's and
   # the connection AWX makes: SSH over the network, the key from the machine
   # credential (env/ssh_key, loaded into ssh-agent by ansible-runner).

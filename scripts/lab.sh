@@ -21,8 +21,9 @@ suite=bookworm
 image_packages=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,ca-certificates,gnupg,procps,less
 # Installed with the roles' packages for the lab's own checks: the internet
 # host verifies DKIM signatures with dkimpy (a verifier that is not the
-# signer), and it cannot reach the mirrors itself.
-lab_packages="python3-dkim"
+# signer) and runs the lab's ACME server (pebble), and it cannot reach the
+# mirrors itself.
+lab_packages="python3-dkim pebble"
 
 # The Debian packages and debconf answers of the roles, read from the roles
 # themselves (roles/*/vars/main.yml: *__packages, *__debconf; role common's
@@ -31,7 +32,7 @@ lab_packages="python3-dkim"
 # missing from a role's list is missing from the image too.
 role_packages() {
   "$root/.venv/bin/python" - "$root/roles" "$1" <<'PYEOF'
-import glob, os, sys
+import glob, os, re, sys
 import yaml
 roles, what = sys.argv[1], sys.argv[2]
 out = []
@@ -39,8 +40,8 @@ for path in sorted(glob.glob(os.path.join(roles, '*', 'vars', 'main.yml'))
                    + [os.path.join(roles, 'common', 'defaults', 'main.yml')]):
     data = yaml.safe_load(open(path)) or {}
     for key, value in sorted(data.items()):
-        if what == 'packages' and (key.endswith('__packages') or key.endswith('__source_packages')
-                                   or key == 'common_packages'):
+        # tls__packages, tls__acme_packages, ...
+        if what == 'packages' and (re.search(r'__(\w+_)?packages$', key) or key == 'common_packages'):
             lines = list(value)
         elif what == 'debconf' and key.endswith('__debconf'):
             lines = ['%(name)s %(question)s %(vtype)s %(value)s' % d for d in value]
@@ -146,7 +147,7 @@ install_role_packages() {
   local rc=0
   {
     chroot "$rootfs" apt-get update -qq &&
-      { role_packages packages; printf '%s\n' $lab_packages; } | xargs chroot "$rootfs" env \
+      { role_packages packages; tr ' ' '\n' <<<"$lab_packages"; } | xargs chroot "$rootfs" env \
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
   } >>"$rootfs.log" 2>&1 || rc=$?
   # The roles enable what a host runs: nothing runs because it is installed.

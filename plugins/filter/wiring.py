@@ -73,6 +73,12 @@ TLS_RPT_RUA = re.compile(r'^(mailto:[^@\s",;!]+@[A-Za-z0-9.-]+|https://[^\s",;!]
 # trust store (the tls role adds the lab CA or the CA the inventory gives).
 SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 
+# Where a host with tls_source=acme that runs the web server answers HTTP-01
+# challenges: the tls role's ACME client writes there, nginx serves it on
+# port 80 (webmail_acme_webroot). Hosts without it answer with the client's
+# own listener.
+ACME_WEBROOT = '/var/www/acme'
+
 # mailstack_mta_sts_mode: a policy mode, or 'off' to publish none.
 MTA_STS_CHOICES = ('off',) + MTA_STS_MODES
 
@@ -319,6 +325,14 @@ def _wire_host(host, g, topology, inv):
         # Verify the primary's certificate when h reads it over the network.
         return SYSTEM_CA_BUNDLE if primary_tls and db_host_seen_from(h) != 'localhost' else ''
 
+    def is_acme(h):
+        return inv.optional(h, 'tls_source') == 'acme'
+
+    def cert_name(h):
+        # The first name in h's certificate: its inventory name, or with ACME
+        # its name in the mail domain.
+        return (_fqdn(inv, h) or h) if is_acme(h) else h
+
     def db_host_seen_from(h):
         # A database host (primary or replica: a backup MX reads its own
         # replica) uses the local socket; others reach the primary.
@@ -422,8 +436,18 @@ def _wire_host(host, g, topology, inv):
 
     if 'tls' in roles:
         # The service names clients use for a tier (round robin) are in the
-        # certificate of each host behind them.
-        names = [host] + ([fqdn] if fqdn else [])
+        # certificate of each host behind them. An ACME certificate carries
+        # only names the CA can check in the DNS: not the inventory's short
+        # name, nor an address.
+        acme = is_acme(host)
+        if acme and not fqdn:
+            inv.errors.append('%s: tls_source=acme needs mailstack_domain: the certificate names %s.<domain>'
+                              % (host, host))
+        if acme and host in db_hosts and primary_remote:
+            inv.errors.append('%s: tls_source=acme on a database host whose database is read or replicated over the '
+                              'network: its readers connect by address, which an ACME certificate does not name; '
+                              'give it lab_ca or provided' % host)
+        names = ([] if acme else [host]) + ([fqdn] if fqdn else [])
         if fqdn and host in g['mail_smtp']:
             names.append('smtp.%s' % domain)
         if fqdn and host in g['mail_proxy']:
@@ -434,8 +458,10 @@ def _wire_host(host, g, topology, inv):
             # The address its readers and replicas connect to, which they
             # verify against the certificate.
             names.append(inv.reach(host, 'the mail database primary, read over TLS'))
-        if len(names) > 1:
+        if len(names) > 1 or acme:
             o['tls_names'] = names
+        if acme and host in g['mail_webmail']:
+            o['tls_acme_webroot'] = inv.optional(host, 'webmail_acme_webroot') or ACME_WEBROOT
         # The lab CA stays on one managed host, the same in every run.
         o['tls_ca_host'] = next(h for group in dict(ROLE_GROUPS)['tls'] for h in g.get(group, ()))
 
@@ -539,13 +565,13 @@ def _wire_host(host, g, topology, inv):
                 o['dovecot_proxy_networks'] = _unique(networks)
 
     if 'webmail' in roles:
-        # By inventory name, the first name in their certificates; in the
-        # sharded topology the proxy and SMTP tiers, never a shard.
+        # By the first name in their certificates; in the sharded topology
+        # the proxy and SMTP tiers, never a shard.
         imap_hosts = g['mail_proxy'] if sharded else g['mail_store']
         if imap_hosts:
-            o['webmail_imap_host'] = imap_hosts[0]
+            o['webmail_imap_host'] = cert_name(imap_hosts[0])
         if filtering_mx:
-            o['webmail_smtp_host'] = filtering_mx[0]
+            o['webmail_smtp_host'] = cert_name(filtering_mx[0])
         if mta_sts:
             o['webmail_mta_sts_server_name'] = 'mta-sts.%s' % domain
             o['webmail_mta_sts_policy'] = mta_sts['text']

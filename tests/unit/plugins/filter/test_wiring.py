@@ -157,6 +157,28 @@ def test_single_with_the_database_on_another_host():
     assert mx["postfix_db_ca_file"] == mx["dovecot_db_ca_file"] == "/etc/ssl/certs/ca-certificates.crt"
 
 
+def test_an_acme_host_names_only_what_the_ca_can_check_and_webmail_connects_by_that_name():
+    hosts = wired(SINGLE_WITH_FILTER_HOST["groups"],
+                  dict(SINGLE_WITH_FILTER_HOST["hosts"], mx1={"ansible_facts": facts("10.0.0.1"), "tls_source": "acme"}))
+    mx1 = hosts["mx1"]["options"]
+    # No short name: the CA looks every name up in the DNS.
+    assert mx1["tls_names"] == ["mx1.example.test", "mta-sts.example.test"]
+    # The web server answers the HTTP-01 challenges.
+    assert mx1["tls_acme_webroot"] == "/var/www/acme"
+    # Roundcube verifies the name it connects to.
+    assert mx1["webmail_imap_host"] == mx1["webmail_smtp_host"] == "mx1.example.test"
+
+
+def test_acme_on_a_database_read_over_the_network_or_without_a_domain_is_refused():
+    g, hv = inventory(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
+                      dict(mx1={"ansible_facts": facts("10.0.0.1"), "tls_source": "acme"},
+                           db1={"ansible_facts": facts("10.0.0.5"), "tls_source": "acme"}),
+                      dict(PASSWORDS))
+    errors = mail_wiring(g, hv)["errors"]
+    assert any(e.startswith("db1: tls_source=acme on a database host") for e in errors), errors
+    assert "mx1: tls_source=acme needs mailstack_domain: the certificate names mx1.<domain>" in errors, errors
+
+
 def test_database_tls_turned_off_by_the_inventory_turns_it_off_for_its_readers():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1")},

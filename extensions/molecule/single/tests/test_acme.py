@@ -1,0 +1,147 @@
+"""mx1's certificate by ACME (tls_source: acme): issued by the lab's pebble
+on outside1 (extensions/molecule/shared/acme.yml), served on every port a
+client meets, and renewed by certbot's timer unit without a failed
+connection."""
+
+import json
+import os
+import sys
+import textwrap
+import time
+
+import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+import testlib  # noqa: E402 pylint: disable=wrong-import-position
+from testlib import client  # noqa: E402 pylint: disable=wrong-import-position
+
+testinfra_hosts = ["podman://outside1"]
+MX = "mx1.example.test"
+# (port, how TLS starts, the name the client asks for)
+PORTS = [(25, "smtp", MX), (587, "smtp", MX), (465, "smtps", MX), (993, "imaps", MX), (995, "pop3s", MX),
+         (443, "https", MX), (443, "https", "mta-sts.example.test")]
+
+# A verified handshake on a port, trusting only pebble's root: the
+# certificate served (its digest), or the error.
+HANDSHAKE = r'''
+import hashlib, socket
+def handshake(port, kind, name, verify):
+    try:
+        if kind == "smtp":
+            s = smtplib.SMTP(name, port, timeout=20)
+            s.starttls(context=verify)
+            sock = s.sock
+        else:
+            sock = verify.wrap_socket(socket.create_connection((name, port), timeout=20), server_hostname=name)
+        der = sock.getpeercert(binary_form=True)
+        sock.close()
+        return {"serial": hashlib.sha256(der).hexdigest()[:16]}
+    except Exception as e:  # noqa: BLE001 - every failure counts
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+'''
+
+
+def pebble_root():
+    with open(os.path.join(testlib.state_dir("single"), "acme", "root.pem")) as f:
+        return f.read()
+
+
+def test_every_service_serves_the_certificate_pebble_issued(host):
+    """Verified against pebble's root alone (not the lab CA), for the names
+    clients use, on SMTP (STARTTLS), submission, SMTPS, IMAPS, POP3S and
+    HTTPS (webmail and MTA-STS)."""
+    got = client(host, HANDSHAKE + textwrap.dedent("""
+        verify = ssl.create_default_context(cadata={root!r})
+        print(json.dumps([handshake(port, kind, name, verify) for port, kind, name in {ports!r}]))
+    """).format(root=pebble_root(), ports=PORTS))
+    assert all("serial" in g for g in got), got
+    # One certificate for all.
+    assert len({g["serial"] for g in got}) == 1, got
+
+
+def test_certbot_keeps_the_settings_its_timer_renews_with():
+    mx = testinfra.get_host("podman://mx1")
+    assert mx.service("certbot.timer").is_enabled and mx.service("certbot.timer").is_running
+    conf = mx.file("/etc/letsencrypt/renewal/mailstack.conf").content_string
+    for line in ("reuse_key = True", "renew_hook = /usr/local/sbin/mailstack-acme-deploy",
+                 "authenticator = webroot", "server = https://"):
+        assert line in conf, conf
+    key = mx.file("/etc/ssl/private/mailstack.key")
+    assert (key.user, key.group, key.mode) == ("root", "ssl-cert", 0o640)
+    # The key the services use is certbot's, which its renewals keep.
+    assert key.content_string == mx.file("/etc/letsencrypt/live/mailstack/privkey.pem").content_string
+
+
+def test_a_renewal_by_the_timer_swaps_the_certificate_without_a_failed_connection(host):
+    """While a client on outside1 keeps opening verified connections to every
+    port, and holds an IMAP and a submission session open, mx1 runs
+    certbot.service (what certbot.timer starts): the certificate is renewed
+    with the same key, every port serves the new one, no connection failed
+    and the held sessions still answer."""
+    mx = testinfra.get_host("podman://mx1")
+    key_before = mx.file("/etc/ssl/private/mailstack.key").sha256sum
+    cert_before = mx.file("/etc/ssl/mailstack/host.crt").sha256sum
+    script = HANDSHAKE + """
+import json, os, smtplib, imaplib, ssl, time
+verify = ssl.create_default_context(cadata={root!r})
+imap = imaplib.IMAP4_SSL({mx!r}, 993, ssl_context=verify)
+imap.login("alice@example.test", "alice-lab-password")
+sub = smtplib.SMTP({mx!r}, 587, timeout=20)
+sub.starttls(context=verify)
+sub.login("alice@example.test", "alice-lab-password")
+seen, errors, rounds = {{}}, [], 0
+while True:
+    stop = os.path.exists("/tmp/acme-stop")
+    for port, kind, name in {ports!r}:
+        r = handshake(port, kind, name, verify)
+        key = "%s %d" % (name, port)
+        if "error" in r:
+            errors.append([key, r["error"]])
+        else:
+            seen.setdefault(key, [])
+            if not seen[key] or seen[key][-1] != r["serial"]:
+                seen[key].append(r["serial"])
+    rounds += 1
+    open("/tmp/acme-rounds", "w").write(str(rounds))
+    if stop:
+        break
+held = []
+try:
+    held.append(imap.noop()[0])
+    imap.logout()
+except Exception as e:  # noqa: BLE001
+    held.append("imap: %s" % e)
+try:
+    held.append(sub.noop()[0])
+    sub.quit()
+except Exception as e:  # noqa: BLE001
+    held.append("submission: %s" % e)
+print(json.dumps({{"seen": seen, "errors": errors, "rounds": rounds, "held": held}}))
+""".format(root=pebble_root(), mx=MX, ports=PORTS)
+    host.run("rm -f /tmp/acme-stop /tmp/acme-rounds /tmp/acme-loop.json")
+    host.run("cat > /tmp/acme-loop.py <<'PYEOF'\n%s\nPYEOF" % script)
+    host.run("nohup python3 /tmp/acme-loop.py >/tmp/acme-loop.json 2>/tmp/acme-loop.err </dev/null &")
+    deadline = time.time() + 60
+    while time.time() < deadline and not host.file("/tmp/acme-rounds").exists:
+        time.sleep(0.5)
+    assert host.file("/tmp/acme-rounds").exists, host.run("cat /tmp/acme-loop.err").stdout
+    renew = mx.run("systemctl start certbot.service")
+    assert renew.rc == 0, mx.run("journalctl -u certbot.service -n 30 --no-pager").stdout
+    # Past Dovecot's grace for old processes after a reload (a few seconds).
+    time.sleep(8)
+    host.run("touch /tmp/acme-stop")
+    deadline = time.time() + 120
+    while time.time() < deadline and not host.file("/tmp/acme-loop.json").content_string.strip():
+        time.sleep(1)
+    out = host.file("/tmp/acme-loop.json").content_string
+    assert out.strip(), host.file("/tmp/acme-loop.err").content_string
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["errors"] == [], got
+    assert got["rounds"] >= 2, got
+    # Each port served the old certificate, then the new one, and no other.
+    assert all(len(serials) == 2 for serials in got["seen"].values()), got["seen"]
+    assert len({s[1] for s in got["seen"].values()}) == 1, got["seen"]
+    assert got["held"] == ["OK", 250], got["held"]
+    assert mx.file("/etc/ssl/mailstack/host.crt").sha256sum != cert_before
+    assert mx.file("/etc/ssl/private/mailstack.key").sha256sum == key_before
+    assert "installed the certificate" in mx.run("journalctl -t mailstack-acme --no-pager").stdout
