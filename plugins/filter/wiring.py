@@ -458,6 +458,17 @@ def _wire_host(host, g, topology, inv):
             # The address its readers and replicas connect to, which they
             # verify against the certificate.
             names.append(inv.reach(host, 'the mail database primary, read over TLS'))
+        names = _unique(names)
+        if acme:
+            # HTTP-01 asks the name's address: a name shared by several
+            # hosts (round robin) reaches one of them, not always the one
+            # asking.
+            for name, group in (('smtp.%s' % domain, 'mail_smtp'), ('imap.%s' % domain, 'mail_proxy'),
+                                ('mta-sts.%s' % domain, 'mail_webmail')):
+                if name in names and len(g[group]) > 1:
+                    inv.errors.append('%s: tls_source=acme cannot certify %s, which %s share: the ACME server checks '
+                                      'the name at one of their addresses; give that tier provided certificates'
+                                      % (host, name, ', '.join(g[group])))
         if len(names) > 1 or acme:
             o['tls_names'] = names
         if acme and host in g['mail_webmail']:

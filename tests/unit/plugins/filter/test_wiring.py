@@ -179,6 +179,15 @@ def test_acme_on_a_database_read_over_the_network_or_without_a_domain_is_refused
     assert "mx1: tls_source=acme needs mailstack_domain: the certificate names mx1.<domain>" in errors, errors
 
 
+def test_acme_on_a_tier_whose_name_several_hosts_share_is_refused():
+    hosts = {h: dict(SHARDED["hosts"][h], tls_source="acme") for h in ("smtp1", "smtp2")}
+    g, hv = inventory(SHARDED["groups"], dict(SHARDED["hosts"], **hosts), dict(PASSWORDS, mailstack_domain="example.test"))
+    errors = mail_wiring(g, hv)["errors"]
+    assert "smtp1: tls_source=acme cannot certify smtp.example.test, which smtp1, smtp2 share: the ACME server " \
+        "checks the name at one of their addresses; give that tier provided certificates" in errors, errors
+    assert not any(e.startswith("proxy1") for e in errors), errors
+
+
 def test_database_tls_turned_off_by_the_inventory_turns_it_off_for_its_readers():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1")},
