@@ -542,8 +542,9 @@ def _wire_host(host, g, topology, inv):
                 o['postfix_content_filter_port'] = inv.get_int(filter_host, 'content_filter_port')
                 children = inv.get_int(filter_host, 'content_filter_children')
                 if children <= 0:
+                    # The content_filter role's default: two children per core.
                     facts = inv.optional(filter_host, 'ansible_facts') or {}
-                    children = int(facts.get('processor_vcpus') or facts.get('processor_cores') or 2)
+                    children = 2 * int(facts.get('processor_vcpus') or facts.get('processor_cores') or 1)
                 o['postfix_content_filter_concurrency'] = children
 
     if 'dovecot' in roles:

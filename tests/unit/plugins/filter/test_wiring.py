@@ -81,7 +81,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "postfix_content_filter_host": "10.0.0.9",
         "postfix_reinject_clients": ["10.0.0.9/32"],
         "postfix_content_filter_port": 10024,
-        "postfix_content_filter_concurrency": 4,
+        "postfix_content_filter_concurrency": 8,  # two per core of filter1 (4)
         "dovecot_mode": "store",
         "dovecot_db_host": "localhost",
         "dovecot_db_ca_file": "",
@@ -124,7 +124,7 @@ def test_single_with_the_filter_on_the_mail_server():
     o = hosts["mx1"]["options"]
     assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "tls", "mail_database", "content_filter", "postfix", "dovecot"]
     assert (o["postfix_content_filter_host"], o["postfix_reinject_clients"]) == ("127.0.0.1", ["127.0.0.1/32"])
-    assert o["postfix_content_filter_concurrency"] == 3
+    assert o["postfix_content_filter_concurrency"] == 6
     assert o["content_filter_clients"] == ["127.0.0.1"]
     assert "webmail_imap_host" not in o
 
@@ -414,7 +414,7 @@ def test_mailstack_address_needs_no_facts():
     o = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["filter1"]),
               hosts)["mx1"]["options"]
     assert o["postfix_content_filter_host"] == "192.0.2.9"
-    # No facts: the filter's child count is unknown, so its default (2) is assumed.
+    # No facts: the filter host's cores are unknown; one is assumed (two children).
     assert o["postfix_content_filter_concurrency"] == 2
 
 
