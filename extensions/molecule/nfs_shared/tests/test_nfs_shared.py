@@ -3,7 +3,8 @@
 lands once on the shared store whichever server took it, and both server
 names serve it over IMAP (the pinned server itself, the other by proxy);
 then 500 messages through both servers at once while IMAP clients read and
-set flags on both, with every message present once and no index damage.
+set flags on both, with every message present once and no index damage
+(written, not yet run to the end in the lab: see docs/lab.md).
 
 The servers and the NFS server are virtual machines, reached over SSH; the
 containers with podman. The tests run in file order."""
