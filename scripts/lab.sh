@@ -269,6 +269,7 @@ build_vm_image() {
   local rc=0
   {
     chroot "$rootfs" apt-get update -qq &&
+      # shellcheck disable=SC2086 # the package names are words
       chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends $vm_packages
   } >"$work/vm.log" 2>&1 || rc=$?
@@ -307,8 +308,10 @@ UNIT
   # emulated CPU per VM updating them again.
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb
   mkdir -p "$out"
-  cp "$(ls "$rootfs"/boot/vmlinuz-* | tail -n 1)" "$out/vmlinuz"
-  cp "$(ls "$rootfs"/boot/initrd.img-* | tail -n 1)" "$out/initrd.img"
+  # The newest kernel and its initrd (globs sort by version here).
+  local kernels=("$rootfs"/boot/vmlinuz-*) initrds=("$rootfs"/boot/initrd.img-*)
+  cp "${kernels[-1]}" "$out/vmlinuz"
+  cp "${initrds[-1]}" "$out/initrd.img"
   mkfs.ext4 -q -F -L mailstack-root -d "$rootfs" "$out/base.raw" 6G
 }
 

@@ -69,7 +69,6 @@ def test_backup_mx_must_be_another_host():
     assert any("mx1 is in 'mail_backup_mx' and also in 'mail_mx'" in e for e in d["errors"])
 
 
-
 def test_nfs_shared_is_named_and_built():
     d = decide(mail_mx=["a", "b"], mail_store=["a", "b"], mail_nfs=["nfs1"],
                mail_db=["db1"], mail_db_replica=["a", "b"])
