@@ -267,9 +267,9 @@ build_vm_image() {
   printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
   chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
   local rc=0
+  # shellcheck disable=SC2086 # the package names are words
   {
     chroot "$rootfs" apt-get update -qq &&
-      # shellcheck disable=SC2086 # the package names are words
       chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends $vm_packages
   } >"$work/vm.log" 2>&1 || rc=$?
