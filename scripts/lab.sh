@@ -8,7 +8,12 @@
 #                            install already in it (their services disabled);
 #                            cached, rebuilt only when its recipe (this file's
 #                            image section, the roles' package lists) changes
-#   scripts/lab.sh all       both (what `make demo` and `make test` call)
+#   scripts/lab.sh vm-image  the virtual machines' disk, kernel and initrd
+#                            (the NFS topology: containers cannot mount NFS on
+#                            this kernel), made from the base image; cached in
+#                            /var/lib/mailstack/vm, rebuilt only when the base
+#                            image or this file's VM section changes
+#   scripts/lab.sh all       all three (what `make demo` and `make test` call)
 #
 # Idempotent: a second run changes nothing and takes a second or two.
 set -euo pipefail
@@ -66,13 +71,16 @@ prepare() {
   # netavark sets up container networks with iptables: without it every
   # container on a lab network fails to start ("netavark: No such file or directory").
   # openssh-client: Ansible reaches the scenarios' hosts over SSH (extensions/molecule/shared/create.yml).
-  for pkg in podman runc netavark aardvark-dns iptables debootstrap uidmap slirp4netns openssh-client; do
+  # qemu-system-x86, qemu-utils: the NFS topology's virtual machines (software
+  # emulation: this machine's /dev/kvm cannot run a Debian kernel, docs/lab.md).
+  for pkg in podman runc netavark aardvark-dns iptables debootstrap uidmap slirp4netns openssh-client \
+    qemu-system-x86 qemu-utils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   # docs/lab.md: the VM's hard nofile limit is 20000, so podman's default ulimits
   # fail every container; crun cannot handle this cgroup layout, runc can.
@@ -198,9 +206,142 @@ image() {
   log "imported $image ($(podman image inspect --format '{{.Size}}' "$image" | awk '{printf "%d MB", $1/1e6}'))"
 }
 
+# --- Virtual machines -------------------------------------------------------
+# The base image's root file system plus a kernel, as a raw ext4 disk that
+# QEMU boots directly (-kernel/-initrd, root=/dev/vda): no boot loader, no
+# cloud-init. A VM learns its name, address and the scenario's SSH key from
+# the kernel command line (mailstack-vm-seed below), so the disk holds no
+# secret and one disk serves every VM through copy-on-write overlays.
+vm_dir=${MAILSTACK_VM_DIR:-/var/lib/mailstack/vm}
+vm_packages="linux-image-cloud-amd64 initramfs-tools udev openssh-server systemd-timesyncd"
+
+vm_seed_script() {
+  cat <<'SEED'
+#!/bin/sh
+# mailstack-vm-seed: this VM's network and root's SSH key, from the kernel
+# command line (mailstack.ip=ADDR/LEN mailstack.gw= mailstack.dns=
+# mailstack.mtu= mailstack.key=BASE64 of an authorized_keys line).
+set -eu
+ip= gw= dns= mtu=1500 key=
+for arg in $(cat /proc/cmdline); do
+  case $arg in
+    mailstack.ip=*) ip=${arg#*=} ;;
+    mailstack.gw=*) gw=${arg#*=} ;;
+    mailstack.dns=*) dns=${arg#*=} ;;
+    mailstack.mtu=*) mtu=${arg#*=} ;;
+    mailstack.key=*) key=${arg#*=} ;;
+  esac
+done
+mkdir -p /run/systemd/network
+{
+  printf '[Match]\nType=ether\n\n[Link]\nMTUBytes=%s\n\n[Network]\n' "$mtu"
+  if [ -n "$ip" ]; then printf 'Address=%s\n' "$ip"; else printf 'DHCP=yes\n'; fi
+  [ -z "$gw" ] || printf 'Gateway=%s\n' "$gw"
+  [ -z "$dns" ] || printf 'DNS=%s\n' "$dns"
+} >/run/systemd/network/10-mailstack.network
+[ -z "$dns" ] || printf 'nameserver %s\n' "$dns" >/etc/resolv.conf
+if [ -n "$key" ]; then
+  mkdir -p -m 0700 /root/.ssh
+  printf '%s' "$key" | base64 -d >/root/.ssh/authorized_keys
+  chmod 0600 /root/.ssh/authorized_keys
+fi
+SEED
+}
+
+vm_recipe_hash() {
+  {
+    podman image inspect --format '{{index .Config.Labels "mailstack.recipe"}}' "$image"
+    printf '%s\n' "$vm_packages" "$mirror"
+    declare -f build_vm_image vm_seed_script
+  } | sha256sum | cut -c1-16
+}
+
+build_vm_image() {
+  local work=$1 out=$2 rootfs=$1/rootfs container
+  mkdir -p "$rootfs"
+  container=$(podman create -q "$image" /sbin/init)
+  podman export "$container" | tar -x -C "$rootfs"
+  podman rm -f "$container" >/dev/null
+  cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  for fs in proc sys dev dev/pts; do mount --bind "/$fs" "$rootfs/$fs"; done
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+  local rc=0
+  # shellcheck disable=SC2086 # the package names are words
+  {
+    chroot "$rootfs" apt-get update -qq &&
+      chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends $vm_packages
+  } >"$work/vm.log" 2>&1 || rc=$?
+  rm -f "$rootfs/usr/sbin/policy-rc.d"
+  unmount_all "$rootfs"
+  ((rc == 0)) || { tail -n 30 "$work/vm.log" >&2; return "$rc"; }
+  # A VM, unlike a container, needs udev (virtio disks and network cards) and
+  # a console; the base image masked them.
+  chroot "$rootfs" systemctl unmask systemd-udevd.service systemd-udev-trigger.service \
+    serial-getty@console.service >/dev/null 2>&1
+  vm_seed_script >"$rootfs/usr/local/sbin/mailstack-vm-seed"
+  chmod 0755 "$rootfs/usr/local/sbin/mailstack-vm-seed"
+  cat >"$rootfs/etc/systemd/system/mailstack-vm-seed.service" <<'UNIT'
+[Unit]
+Description=mailstack: this VM's address and SSH key from the kernel command line
+DefaultDependencies=no
+After=local-fs.target
+Before=network-pre.target systemd-networkd.service ssh.service
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/mailstack-vm-seed
+RemainAfterExit=yes
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+  chroot "$rootfs" systemctl enable --quiet mailstack-vm-seed.service systemd-networkd.service \
+    ssh.service systemd-timesyncd.service
+  printf '/dev/vda / ext4 errors=remount-ro,noatime 0 1\n' >"$rootfs/etc/fstab"
+  : >"$rootfs/etc/machine-id"
+  rm -f "$rootfs/etc/hostname"
+  # The package lists stay, with the time of this build: a converge within
+  # the hour (apt's cache_valid_time) does not spend a minute or more of
+  # emulated CPU per VM updating them again.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb
+  mkdir -p "$out"
+  # The newest kernel and its initrd (globs sort by version here).
+  local kernels=("$rootfs"/boot/vmlinuz-*) initrds=("$rootfs"/boot/initrd.img-*)
+  cp "${kernels[-1]}" "$out/vmlinuz"
+  cp "${initrds[-1]}" "$out/initrd.img"
+  mkfs.ext4 -q -F -L mailstack-root -d "$rootfs" "$out/base.raw" 6G
+}
+
+vm_image() {
+  need_root "building the VM image"
+  command -v qemu-system-x86_64 >/dev/null || { echo "lab: qemu missing: run 'scripts/lab.sh prepare' first" >&2; exit 1; }
+  local want
+  want=$(vm_recipe_hash)
+  if [[ -f $vm_dir/$want/base.raw ]]; then
+    ln -sfn "$want" "$vm_dir/current"
+    log "VM image $vm_dir/$want is current"
+    return 0
+  fi
+  log "building VM image $vm_dir/$want from $image"
+  mkdir -p "$vm_dir"
+  work=$(mktemp -d /var/tmp/mailstack-vmroot.XXXXXX)
+  trap 'unmount_all "$work"; rm -rf --one-file-system "$work"' RETURN EXIT
+  build_vm_image "$work" "$work/out"
+  rm -rf "${vm_dir:?}/$want"
+  mv "$work/out" "$vm_dir/$want"
+  ln -sfn "$want" "$vm_dir/current"
+  # Older recipes' disks (about 1.5 GB each) go.
+  find "$vm_dir" -mindepth 1 -maxdepth 1 -type d ! -name "$want" -exec rm -rf {} +
+  log "VM image $vm_dir/$want ($(du -sh "$vm_dir/$want" | cut -f1) on disk)"
+}
+
 case ${1:-all} in
   prepare) prepare ;;
   image) image ;;
-  all) prepare; image ;;
-  *) echo "usage: $0 [prepare|image|all]" >&2; exit 2 ;;
+  vm-image) vm_image ;;
+  all) prepare; image; vm_image ;;
+  *) echo "usage: $0 [prepare|image|vm-image|all]" >&2; exit 2 ;;
 esac

@@ -100,6 +100,11 @@ with zipfile.ZipFile(wheel) as zf:
 EOF
 fi
 
+# Mitogen's strategy plugins at a path that does not name the Python version
+# (the nfs_shared scenario's ANSIBLE_STRATEGY_PLUGINS).
+ln -sfn "$("$venv/bin/python" -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))')" \
+  "$root/.cache/ansible_mitogen"
+
 # This checkout is the collection mailops.mailstack.
 mkdir -p "$coll/ansible_collections/mailops"
 ln -sfn "$root" "$coll/ansible_collections/mailops/mailstack"

@@ -22,7 +22,7 @@ TOPOLOGIES = ('single', 'backup_mx', 'nfs_shared', 'sharded')
 
 # Topologies whose roles this collection has; an inventory that makes another
 # one is refused, saying so, rather than converged into something else.
-BUILT = ('single', 'backup_mx', 'sharded')
+BUILT = ('single', 'backup_mx', 'nfs_shared', 'sharded')
 
 # MTA-STS policy modes (RFC 8461, 5) and the longest max_age it allows.
 MTA_STS_MODES = ('none', 'testing', 'enforce')

@@ -46,6 +46,9 @@ ROLE_GROUPS = (
              'mail_db_replica')),
     ('mail_database', ('mail_db', 'mail_db_replica')),
     ('content_filter', ('mail_filter',)),
+    # The shared store, exported and mounted before Postfix and Dovecot use it.
+    ('nfs_server', ('mail_nfs',)),
+    ('nfs_client', ('mail_store',)),
     ('postfix', ('mail_mx', 'mail_backup_mx', 'mail_smtp')),
     ('dovecot', ('mail_store', 'mail_proxy')),
     ('webmail', ('mail_webmail',)),
@@ -106,6 +109,8 @@ ADDRESS_OPTIONS = {
     'dovecot_auth_listen': 'addresses',
     'dovecot_doveadm_listen': 'addresses',
     'dovecot_proxy_networks': 'networks',
+    'dovecot_trusted_networks': 'networks',
+    'nfs_server_clients': 'networks',
 }
 
 _ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
@@ -309,6 +314,10 @@ def _wire_host(host, g, topology, inv):
     filter_host = g['mail_filter'][0] if g['mail_filter'] else None
     filtering_mx = [h for h in g['mail_mx'] if h not in g['mail_backup_mx']] + list(g['mail_smtp'])
     sharded = topology == 'sharded'
+    # Several servers on one NFS store, each user pinned to one of them by
+    # the same mailbox_host table as the shards.
+    nfs = topology == 'nfs_shared'
+    nfs_host = g['mail_nfs'][0] if nfs and g['mail_nfs'] else None
     domain = inv.optional(host, 'mailstack_domain')
 
     # The primary serves TLS, and requires it of every remote account, when
@@ -417,8 +426,8 @@ def _wire_host(host, g, topology, inv):
             o['mail_database_primary_ca_file'] = SYSTEM_CA_BUNDLE if primary_tls else ''
         o['mail_database_postfix_hosts'] = local + _unique(readers['postfix'])
         o['mail_database_dovecot_hosts'] = local + _unique(readers['dovecot'])
-        if sharded and not replica:
-            # Each shard registered with the address the tiers reach it at;
+        if (sharded or nfs) and not replica:
+            # Each shard (each server of the NFS store) registered with the address the tiers reach it at;
             # mailbox_move runs on a shard and writes the move's state.
             o['mail_database_mailbox_hosts'] = [
                 {'name': s, 'address': inv.reach(s, 'the mailbox server the tiers deliver to')}
@@ -452,6 +461,9 @@ def _wire_host(host, g, topology, inv):
             names.append('smtp.%s' % domain)
         if fqdn and host in g['mail_proxy']:
             names.extend(['imap.%s' % domain, 'pop3.%s' % domain])
+        if fqdn and nfs and host in g['mail_mx']:
+            # The round-robin name of the servers, for mail and for clients.
+            names.append('mail.%s' % domain)
         if host in g['mail_webmail'] and mta_sts:
             names.append('mta-sts.%s' % domain)
         if host == primary_db and primary_remote:
@@ -464,7 +476,7 @@ def _wire_host(host, g, topology, inv):
             # hosts (round robin) reaches one of them, not always the one
             # asking.
             for name, group in (('smtp.%s' % domain, 'mail_smtp'), ('imap.%s' % domain, 'mail_proxy'),
-                                ('mta-sts.%s' % domain, 'mail_webmail')):
+                                ('mta-sts.%s' % domain, 'mail_webmail'), ('mail.%s' % domain, 'mail_mx')):
                 if name in names and len(g[group]) > 1:
                     inv.errors.append('%s: tls_source=acme cannot certify %s, which %s share: the ACME server checks '
                                       'the name at one of their addresses; give that tier provided certificates'
@@ -497,7 +509,10 @@ def _wire_host(host, g, topology, inv):
 
     if 'postfix' in roles:
         backup = host in g['mail_backup_mx']
-        o['postfix_mode'] = 'backup_relay' if backup else ('router' if host in g['mail_smtp'] else 'mailbox')
+        # The NFS topology's servers route like the sharded SMTP tier: each
+        # recipient to the LMTP of the server the user is pinned to.
+        o['postfix_mode'] = 'backup_relay' if backup else (
+            'router' if host in g['mail_smtp'] or nfs else 'mailbox')
         if fqdn:
             o['postfix_myhostname'] = fqdn
         o['postfix_db_host'] = db_host_seen_from(host)
@@ -507,7 +522,7 @@ def _wire_host(host, g, topology, inv):
             if primary:
                 o['postfix_relay_to'] = '[%s]:25' % inv.reach(primary, 'the primary that %s relays to' % host)
         else:
-            if host in g['mail_smtp']:
+            if host in g['mail_smtp'] or nfs:
                 ports = sorted(set(inv.get_int(s, 'dovecot_lmtp_port') for s in g['mail_store']))
                 if len(ports) > 1:
                     inv.errors.append('%s: the mailbox servers %s take LMTP on different ports (%s): set one '
@@ -527,9 +542,12 @@ def _wire_host(host, g, topology, inv):
                 if role in roles:
                     milters.append('inet:127.0.0.1:%d' % inv.get_int(host, role + '_port'))
             o['postfix_milters'] = milters
+            # Not on NFS: Dovecot's NFS page says not to use quota-status (it
+            # would read the user's quota on whichever server took the mail,
+            # a second server touching the user); LMTP refuses instead.
             o['postfix_quota_policy'] = (
                 'inet:127.0.0.1:%s' % inv.get_int(host, 'dovecot_quota_status_port')
-                if host in g['mail_store'] else '')
+                if host in g['mail_store'] and not nfs else '')
             o['postfix_content_filter'] = filter_host is not None
             if filter_host is not None:
                 if filter_host == host:
@@ -554,9 +572,31 @@ def _wire_host(host, g, topology, inv):
         o['dovecot_db_ca_file'] = db_ca_file(host)
         local_postfix = host in g['mail_mx']
         o['dovecot_postfix_local'] = local_postfix
-        o['dovecot_quota_status'] = local_postfix
-        if local_postfix:
+        o['dovecot_quota_status'] = local_postfix and not nfs
+        if local_postfix and not nfs:
             o['dovecot_quota_status_listen'] = '127.0.0.1'
+        if nfs and not proxy:
+            export = inv.get(nfs_host, 'nfs_server_export').rstrip('/')
+            mail_root = '%s/%s' % (export, inv.get(nfs_host, 'nfs_server_mail_dir').strip('/'))
+            o['dovecot_mail_root'] = mail_root
+            if inv.is_set(host, 'dovecot_mail_root') and not str(
+                    inv.get(host, 'dovecot_mail_root')).startswith(export + '/'):
+                inv.errors.append('%s: dovecot_mail_root %s is outside the NFS store %s (mounted from %s): every '
+                                  'server of the store must keep its mail on it' % (
+                                      host, inv.get(host, 'dovecot_mail_root'), export, nfs_host))
+            o['dovecot_shared_storage'] = True
+            # Pinned like the shards: a cached lookup would outlive a re-pin.
+            o['dovecot_auth_cache_size'] = '0'
+            me = inv.reach(host, 'the address the other servers reach %s at' % host)
+            o['dovecot_lmtp_listen'] = [me]
+            o['dovecot_lmtp_proxy'] = True
+            o['dovecot_login_proxy_maybe'] = True
+            networks = []
+            for other in g['mail_store']:
+                if other != host:
+                    networks.extend(host_network(a) for a in inv.known(other, 'a server that proxies to %s' % host)
+                                    if a)
+            o['dovecot_trusted_networks'] = _unique(networks)
         if sharded:
             # Every Dovecot host here routes by the mailbox host the database
             # names: a cached lookup would outlive a move.
@@ -575,6 +615,31 @@ def _wire_host(host, g, topology, inv):
                 for other in g['mail_proxy']:
                     networks.extend(host_network(a) for a in inv.known(other, 'a proxy in front of %s' % host) if a)
                 o['dovecot_proxy_networks'] = _unique(networks)
+
+    if 'nfs_server' in roles and nfs:
+        clients = []
+        for store in g['mail_store']:
+            clients.extend(inv.known(store, 'a mail server that mounts the store of %s' % host))
+        o['nfs_server_clients'] = _unique(clients)
+        # The Maildirs' owner has one id on every host: NFS carries numbers.
+        for option, source in (('nfs_server_vmail_uid', 'dovecot_vmail_uid'),
+                               ('nfs_server_vmail_user', 'dovecot_vmail_user')):
+            seen = dict((s, inv.get(s, source)) for s in g['mail_store'])
+            if len(set(str(v) for v in seen.values())) > 1:
+                inv.errors.append('%s: the mail servers disagree on %s (%s): the files of the shared store carry '
+                                  'one owner, set it once' % (host, source, ', '.join(
+                                      '%s: %s' % (s, v) for s, v in sorted(seen.items()))))
+            elif seen:
+                o[option] = list(seen.values())[0]
+
+    if 'nfs_client' in roles and nfs:
+        export = inv.get(nfs_host, 'nfs_server_export')
+        address = inv.reach(nfs_host, 'the NFS server of %s' % host)
+        o['nfs_client_mounts'] = [{'src': '%s:%s' % ('[%s]' % address if ':' in address else address, export),
+                                   'path': export}]
+        # Started only once the store is mounted, stopped with it.
+        o['nfs_client_required_by'] = ['dovecot.service'] + (
+            ['postfix@-.service'] if host in g['mail_mx'] else [])
 
     if 'webmail' in roles:
         # By the first name in their certificates; in the sharded topology

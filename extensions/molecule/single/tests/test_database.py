@@ -3,6 +3,7 @@ over the network through least-privilege accounts, as the wiring set them up."""
 
 import os
 import re
+import time
 
 import pytest
 import testinfra
@@ -110,8 +111,30 @@ def test_remote_accounts_require_tls_and_the_services_verify_the_server(host, db
     conf = host.file("/etc/postfix/sql/virtual_mailboxes.cf").content_string
     assert "tls_verify_cert = yes" in conf and "tls_CAfile = /etc/ssl/certs/ca-certificates.crt" in conf
     assert host.check_output("postmap -q alice@example.test mysql:/etc/postfix/sql/virtual_mailboxes.cf")
-    assert "ssl_verify_server_cert=yes" in host.file("/etc/dovecot/dovecot-sql.conf.ext").content_string
+    assert "option_file=/etc/dovecot/mailstack-db.cnf" in host.file("/etc/dovecot/dovecot-sql.conf.ext").content_string
+    assert "ssl-verify-server-cert" in host.file("/etc/dovecot/mailstack-db.cnf").content_string.splitlines()
     assert "home" in host.check_output("doveadm user alice@example.test")
+
+
+def test_dovecot_reconnects_over_tls_after_a_database_restart(host, db):
+    """Dovecot 2.3 gives its connect line's ssl_ca to the first connection
+    only: after a lost connection it reconnected in plain text, which the
+    accounts refuse (every login failed until Dovecot restarted). The
+    option file is read on every connect."""
+    assert "home" in host.check_output("doveadm user alice@example.test")
+    since = db.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    db.check_output("systemctl restart mariadb")
+    deadline = time.time() + 60
+    while True:
+        time.sleep(3)
+        # The first lookup after the restart finds the connection gone and reconnects.
+        result = host.run("doveadm auth test alice@example.test alice-lab-password")
+        if result.rc == 0 or time.time() > deadline:
+            break
+    assert result.rc == 0, result.stdout + result.stderr
+    denied = db.run("journalctl --no-pager -u mariadb --since '%s' | grep -c \"Access denied for user 'mail_dovecot'\""
+                    % since)
+    assert denied.stdout.strip() == "0", denied.stdout
 
 
 def test_wrong_password_refused(host):

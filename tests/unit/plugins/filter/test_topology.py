@@ -69,14 +69,11 @@ def test_backup_mx_must_be_another_host():
     assert any("mx1 is in 'mail_backup_mx' and also in 'mail_mx'" in e for e in d["errors"])
 
 
-NOT_BUILT = "this version of the collection cannot build the %s topology yet"
-
-
-def test_nfs_shared_is_named_and_refused_until_its_roles_exist():
+def test_nfs_shared_is_named_and_built():
     d = decide(mail_mx=["a", "b"], mail_store=["a", "b"], mail_nfs=["nfs1"],
                mail_db=["db1"], mail_db_replica=["a", "b"])
     assert d["topology"] == "nfs_shared"
-    assert len(d["errors"]) == 1 and NOT_BUILT % "nfs_shared" in d["errors"][0], d["errors"]
+    assert d["errors"] == []
 
 
 def test_nfs_shared_needs_two_servers_and_one_nfs_host():

@@ -53,7 +53,8 @@ SINGLE_WITH_FILTER_HOST = dict(
 
 def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     hosts = wired(**SINGLE_WITH_FILTER_HOST)
-    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "tls", "mail_database", "postfix", "dovecot", "webmail"]
+    assert hosts["mx1"]["roles"] == [
+        "common", "dkim", "dmarc", "tls", "mail_database", "nfs_client", "postfix", "dovecot", "webmail"]
     assert hosts["mx1"]["options"] == {
         "dkim_domains": ["example.test"],
         "dkim_authserv_id": "mx1.example.test",
@@ -122,7 +123,7 @@ def test_single_with_the_filter_on_the_mail_server():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["mx1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1", vcpus=3)}))
     o = hosts["mx1"]["options"]
-    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "tls", "mail_database", "content_filter", "postfix", "dovecot"]
+    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "tls", "mail_database", "content_filter", "nfs_client", "postfix", "dovecot"]
     assert (o["postfix_content_filter_host"], o["postfix_reinject_clients"]) == ("127.0.0.1", ["127.0.0.1/32"])
     assert o["postfix_content_filter_concurrency"] == 6
     assert o["content_filter_clients"] == ["127.0.0.1"]
@@ -263,7 +264,7 @@ def test_sharded():
     ns1, smtp1, proxy1, ms1 = (hosts[h]["options"] for h in ("ns1", "smtp1", "proxy1", "ms1"))
     assert hosts["smtp1"]["roles"] == ["common", "dkim", "dmarc", "tls", "postfix"]
     assert hosts["proxy1"]["roles"] == ["common", "tls", "dovecot", "webmail"]
-    assert hosts["ms1"]["roles"] == ["common", "tls", "dovecot"]
+    assert hosts["ms1"]["roles"] == ["common", "tls", "nfs_client", "dovecot"]
     # The database: read by the SMTP tier (Postfix) and by the proxies and
     # shards (Dovecot); the shards register, and may write moves.
     assert ns1["mail_database_bind_address"] == "*"
@@ -436,10 +437,87 @@ def test_mail_servers_with_different_reinjection_ports_are_refused():
 
 
 def test_an_invalid_topology_is_not_wired():
-    g, hv = inventory(dict(mail_mx=["mx1", "mx2"], mail_store=["mx1", "mx2"], mail_nfs=["nfs1"], mail_db=["db1"]),
-                      {})
+    g, hv = inventory(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_nfs=["nfs1"], mail_db=["db1"]), {})
     result = mail_wiring(g, hv)
-    assert result["hosts"] == {} and "cannot build the nfs_shared topology yet" in result["errors"][0]
+    assert result["hosts"] == {} and "shared storage serves two or more" in result["errors"][0]
+
+
+NFS_SHARED = dict(
+    groups=dict(mail_dns=["ns1"], mail_db=["ns1"], mail_nfs=["nfs1"], mail_mx=["ms1", "ms2"],
+                mail_store=["ms1", "ms2"]),
+    hosts=dict(ns1={"ansible_facts": facts("10.0.0.53")}, nfs1={"ansible_facts": facts("10.0.0.201")},
+               ms1={"ansible_facts": facts("10.0.0.202")}, ms2={"ansible_facts": facts("10.0.0.203", "fd00::203")}))
+
+
+def test_nfs_shared():
+    hosts = wired(**NFS_SHARED)
+    ns1, nfs1, ms1, ms2 = (hosts[h]["options"] for h in ("ns1", "nfs1", "ms1", "ms2"))
+    assert hosts["nfs1"]["roles"] == ["common", "nfs_server"]
+    assert hosts["ms1"]["roles"] == ["common", "dkim", "dmarc", "tls", "nfs_client", "postfix", "dovecot"]
+    # The store: exported to both servers (every address they may come from),
+    # owned by the servers' vmail id, mounted by each at the same path.
+    assert nfs1["nfs_server_clients"] == ["10.0.0.202", "10.0.0.203", "fd00::203"]
+    assert (nfs1["nfs_server_vmail_uid"], nfs1["nfs_server_vmail_user"]) == (5000, "vmail")
+    assert ms1["nfs_client_mounts"] == [{"src": "10.0.0.201:/srv/mailstore", "path": "/srv/mailstore"}]
+    assert ms1["nfs_client_required_by"] == ["dovecot.service", "postfix@-.service"]
+    # The servers register as mailbox hosts: each user is pinned to one.
+    assert ns1["mail_database_mailbox_hosts"] == [{"name": "ms1", "address": "10.0.0.202"},
+                                                  {"name": "ms2", "address": "10.0.0.203"}]
+    # Postfix routes each recipient to the LMTP of the pinned server; no
+    # quota-status on NFS (Dovecot's NFS page).
+    assert (ms1["postfix_mode"], ms1["postfix_shard_lmtp_port"], ms1["postfix_quota_policy"]) == ("router", 24, "")
+    assert ms1["postfix_db_host"] == "10.0.0.53"
+    # Dovecot: the mail root on the store, NFS settings, pinned logins and
+    # deliveries, the other server trusted to proxy.
+    assert {k: ms1[k] for k in ("dovecot_mode", "dovecot_mail_root", "dovecot_shared_storage",
+                                "dovecot_auth_cache_size", "dovecot_lmtp_listen", "dovecot_lmtp_proxy",
+                                "dovecot_login_proxy_maybe", "dovecot_trusted_networks", "dovecot_quota_status",
+                                "dovecot_postfix_local")} == {
+        "dovecot_mode": "store", "dovecot_mail_root": "/srv/mailstore/vmail", "dovecot_shared_storage": True,
+        "dovecot_auth_cache_size": "0", "dovecot_lmtp_listen": ["10.0.0.202"], "dovecot_lmtp_proxy": True,
+        "dovecot_login_proxy_maybe": True, "dovecot_trusted_networks": ["10.0.0.203/32", "fd00::203/128"],
+        "dovecot_quota_status": False, "dovecot_postfix_local": True}
+    assert "dovecot_proxy_networks" not in ms1
+    assert ms2["dovecot_trusted_networks"] == ["10.0.0.202/32"]
+    # One name for both servers: in their certificates, the MX, round robin.
+    assert ms1["tls_names"] == ["ms1", "ms1.example.test", "mail.example.test"]
+    by_name = {}
+    for r in ns1["dns_zones"][0]["records"]:
+        by_name.setdefault((r["name"], r["type"]), []).append(r["value"])
+    assert by_name[("mail", "A")] == ["10.0.0.202", "10.0.0.203"]
+    assert by_name[("@", "MX")] == ["5 mail.example.test."]
+
+
+def test_nfs_shared_inventory_wins_and_feeds_the_others():
+    hosts = dict(NFS_SHARED["hosts"])
+    hosts["nfs1"] = dict(hosts["nfs1"], nfs_server_export="/export/mail", nfs_server_mail_dir="boxes")
+    hosts["ms2"] = dict(hosts["ms2"], dovecot_mail_root="/export/mail/boxes")
+    wiring = wired(NFS_SHARED["groups"], hosts)
+    assert wiring["ms1"]["options"]["nfs_client_mounts"] == [{"src": "10.0.0.201:/export/mail",
+                                                             "path": "/export/mail"}]
+    assert wiring["ms1"]["options"]["dovecot_mail_root"] == "/export/mail/boxes"
+    assert "dovecot_mail_root" not in wiring["ms2"]["options"]
+    assert "nfs_server_export" not in wiring["nfs1"]["options"]
+
+
+@pytest.mark.parametrize("change, error", [
+    (dict(ms2={"dovecot_vmail_uid": 6000}),
+     "nfs1: the mail servers disagree on dovecot_vmail_uid (ms1: 5000, ms2: 6000): the files of the shared store "
+     "carry one owner, set it once"),
+    (dict(ms1={"dovecot_mail_root": "/var/vmail"}),
+     "ms1: dovecot_mail_root /var/vmail is outside the NFS store /srv/mailstore (mounted from nfs1): every server of "
+     "the store must keep its mail on it"),
+    (dict(ms1={"tls_source": "acme"}),
+     "ms1: tls_source=acme cannot certify mail.example.test, which ms1, ms2 share: the ACME server checks the name "
+     "at one of their addresses; give that tier provided certificates"),
+])
+def test_nfs_shared_refuses(change, error):
+    hosts = dict(NFS_SHARED["hosts"])
+    for host, values in change.items():
+        hosts[host] = dict(hosts[host], **values)
+    g, hv = inventory(NFS_SHARED["groups"], hosts, dict(PASSWORDS, mailstack_domain="example.test"))
+    errors = mail_wiring(g, hv)["errors"]
+    assert error in errors, errors
 
 
 def test_role_defaults_come_from_the_roles():
