@@ -3,13 +3,17 @@
 lands once on the shared store whichever server took it, and both server
 names serve it over IMAP (the pinned server itself, the other by proxy);
 then 500 messages through both servers at once while IMAP clients read and
-set flags on both, with every message present once and no index damage
-(written, not yet run to the end in the lab: see docs/lab.md).
+set flags on both, with every message present once and no index damage;
+then ms1 fails (its VM is cut off like a power loss), its users are
+re-pinned to ms2 by playbooks/repin_server.yml, mail and logins go on
+through ms2 alone, and when ms1 boots again and its users are pinned back
+nothing is lost or duplicated.
 
 The servers and the NFS server are virtual machines, reached over SSH; the
 containers with podman. The tests run in file order."""
 
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -18,7 +22,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from testlib import client, state_dir  # noqa: E402 pylint: disable=wrong-import-position
+from testlib import client, run_playbook, state_dir  # noqa: E402 pylint: disable=wrong-import-position
 
 VMS = {"nfs1": "10.231.11.201", "ms1": "10.231.11.202", "ms2": "10.231.11.203"}
 USERS = ["user%02d" % n for n in range(1, 21)]
@@ -57,18 +61,19 @@ def store_copies(marker):
     return {user: int(n) for n, user in (line.split() for line in out.splitlines() if line.strip())}
 
 
-def wait_for_copies(marker, want, timeout=600):
+def wait_for_copies(marker, want, timeout=600, queues=("outside1", "ms1", "ms2")):
     """Waits until want files hold marker. Every 30 s the internet host and
-    both servers retry what they still queue: under emulation a server
-    answers 4xx for a while when a database lookup or an auth worker times
-    out, and Postfix's own first retry would come only after 5 minutes."""
+    the servers (those of queues: not one that is down) retry what they
+    still queue: under emulation a server answers 4xx for a while when a
+    database lookup or an auth worker times out, and Postfix's own first
+    retry would come only after 5 minutes."""
     deadline = time.time() + timeout
     flushed = time.time()
     seen = store_copies(marker)
     while time.time() < deadline and sum(seen.values()) < want:
         time.sleep(2)
         if time.time() - flushed > 30:
-            for name in ("outside1", "ms1", "ms2"):
+            for name in queues:
                 lab(name).run("postqueue -f")
             flushed = time.time()
         seen = store_copies(marker)
@@ -234,3 +239,110 @@ def test_an_unmounted_store_takes_no_mail():
                            "stat -c '%U:%G %a' /tmp/under/srv/mailstore; ls -A /tmp/under/srv/mailstore | wc -l; "
                            "umount /tmp/under")
     assert out.split("\n") == ["root:root 755", "0"], out
+
+
+def send_by_mx(host, marker):
+    """One message to each user by MX lookup from the internet host; the
+    recipients refused."""
+    return client(host, """
+        s = smtplib.SMTP("127.0.0.1", 25, timeout=30)
+        out = {}
+        for user in %r:
+            out.update(s.sendmail("someone@outside1.outside.test", [user + "@example.test"],
+                                  "From: someone@outside1.outside.test\\r\\nTo: %%s@example.test\\r\\n"
+                                  "Subject: %s\\r\\nMessage-ID: <%%s.%s@outside.test>\\r\\n\\r\\nhello\\r\\n"
+                                  %% (user, user)))
+        s.quit()
+        print(json.dumps(sorted(out)))
+    """ % (USERS, marker, marker))
+
+
+def store_totals():
+    """{user: messages in the Maildir on the NFS server}, and the number of
+    Message-IDs found more than once (over all users)."""
+    nfs1 = lab("nfs1")
+    out = nfs1.check_output("cd %s/example.test && for u in */; do echo \"${u%%/} $(find $u/Maildir/new $u/Maildir/cur "
+                            "-type f | wc -l)\"; done" % MAIL_ROOT)
+    totals = {user: int(n) for user, n in (line.split() for line in out.splitlines())}
+    dup = nfs1.check_output("cd %s/example.test && cat */Maildir/new/* */Maildir/cur/* | grep -i '^Message-ID:' "
+                            "| sort | uniq -d | wc -l" % MAIL_ROOT)
+    return totals, int(dup)
+
+
+def imap_counts(host, servers):
+    """{server name: {user: messages in INBOX}} over IMAPS."""
+    return client(host, """
+        out = {}
+        for server in %r:
+            for user in %r:
+                imap = imaplib.IMAP4_SSL(server, 993, ssl_context=ctx, timeout=60)
+                imap.login(user + "@example.test", user + "-lab-password")
+                typ, data = imap.select("INBOX", readonly=True)
+                out.setdefault(server, {})[user] = int(data[0])
+                imap.logout()
+        print(json.dumps(out))
+    """ % (list(servers), USERS))
+
+
+def pins():
+    """{user: mailbox_host} from the mail database on ns1."""
+    out = lab("ns1").check_output("mariadb -N mail -e \"SELECT local_part, mailbox_host FROM mailbox "
+                                  "WHERE domain = 'example.test' AND local_part LIKE 'user%%'\"")
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_a_server_fails_its_users_go_on_through_the_other_and_come_back(host, start):
+    before, dup = store_totals()
+    assert dup == 0 and set(before) >= set(USERS), before
+    assert pins() == PIN
+    state = os.path.join(state_dir("nfs_shared"), "vm")
+    with open(os.path.join(state, "ms1.pid")) as f:
+        pid = int(f.read().strip())
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0") if a]
+    # ms1 fails: its VM is cut off at once, as by a power loss.
+    os.kill(pid, 9)
+    os.unlink(os.path.join(state, "ms1.pid"))
+
+    out = run_playbook("nfs_shared", "repin_server.yml", "-e", "mailstack_repin_server=ms1")
+    assert "ms1 out: 10 user(s) re-pinned in" in out, out[-2000:]
+    assert pins() == {u: "ms2" for u in USERS}
+    # Mail by MX (the internet host finds ms1 dead and tries ms2) and logins
+    # through ms2 alone.
+    marker = "nfs-failover-%s" % uuid.uuid4().hex
+    assert send_by_mx(host, marker) == []
+    assert wait_for_copies(marker, len(USERS), queues=("outside1", "ms2")) == {u: 1 for u in USERS}
+    during, dup = store_totals()
+    assert dup == 0 and {u: during[u] - before[u] for u in USERS} == {u: 1 for u in USERS}
+    assert imap_counts(host, ["ms2.example.test"]) == {"ms2.example.test": {u: during[u] for u in USERS}}
+
+    # ms1 returns (it boots with the store mounted, and finds no user pinned
+    # to it), and its users are pinned back.
+    subprocess.run(argv, check=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        result = lab("ms1").run("systemctl is-active dovecot postfix@-")
+        if result.rc == 0:
+            break
+        time.sleep(10)
+    assert result.rc == 0, result.stdout
+    out = run_playbook("nfs_shared", "repin_server.yml", "-e", "mailstack_repin_server=ms1",
+                       "-e", "mailstack_repin_state=in")
+    assert "ms1 in: 10 user(s) re-pinned in" in out, out[-2000:]
+    assert pins() == PIN
+    # A second run changes nothing.
+    again = run_playbook("nfs_shared", "repin_server.yml", "-e", "mailstack_repin_server=ms1",
+                         "-e", "mailstack_repin_state=in")
+    assert "ms1 in: 0 user(s) re-pinned in" in again
+    marker = "nfs-back-%s" % uuid.uuid4().hex
+    assert send_by_mx(host, marker) == []
+    assert wait_for_copies(marker, len(USERS)) == {u: 1 for u in USERS}
+    after, dup = store_totals()
+    assert dup == 0 and {u: after[u] - before[u] for u in USERS} == {u: 2 for u in USERS}
+    # Both names serve every message again, and nothing was damaged.
+    want = {u: after[u] for u in USERS}
+    assert imap_counts(host, ["ms1.example.test", "ms2.example.test"]) == {
+        "ms1.example.test": want, "ms2.example.test": want}
+    assert damage(start) == {"ms1": "", "ms2": ""}
+    print("failover: 10 users re-pinned out and back; per user %d messages before, +1 while ms1 was down, "
+          "+1 after, 0 lost, 0 duplicated" % min(before[u] for u in USERS))
