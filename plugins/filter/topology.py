@@ -20,10 +20,6 @@ MAIL_GROUPS = (
 
 TOPOLOGIES = ('single', 'backup_mx', 'nfs_shared', 'sharded')
 
-# Topologies whose roles this collection has; an inventory that makes another
-# one is refused, saying so, rather than converged into something else.
-BUILT = ('single', 'backup_mx', 'nfs_shared', 'sharded')
-
 # MTA-STS policy modes (RFC 8461, 5) and the longest max_age it allows.
 MTA_STS_MODES = ('none', 'testing', 'enforce')
 MTA_STS_MAX_AGE = 31557600
@@ -155,9 +151,6 @@ def mail_topology(groups):
         errors.append("no topology: the inventory has none of the groups that define one "
                       "('mail_mx' and 'mail_store' for single, plus 'mail_backup_mx' for backup_mx, "
                       "'mail_nfs' for nfs_shared, 'mail_smtp' and 'mail_proxy' for sharded)")
-    if topology in TOPOLOGIES and topology not in BUILT:
-        errors.append("%s: this version of the collection cannot build the %s topology yet (its roles are "
-                      "not written); the topologies it builds are %s" % (topology, topology, ', '.join(BUILT)))
     if len(g['mail_filter']) > 1:
         # Postfix's content_filter names one next hop; several filter hosts
         # behind one name are not built yet.
