@@ -114,7 +114,7 @@ class Server(object):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--smoke', action='store_true', help='a small run that proves the benchmark works')
     parser.add_argument('--inventory', default=INVENTORY)
     parser.add_argument('--messages', type=int, help='deliveries per side and round')
