@@ -80,6 +80,22 @@ def wait_for_copies(marker, want, timeout=600, queues=("outside1", "ms1", "ms2")
     return seen
 
 
+def send_by_mx(host, marker):
+    """One message to each user by MX lookup from the internet host; the
+    recipients refused."""
+    return client(host, """
+        s = smtplib.SMTP("127.0.0.1", 25, timeout=30)
+        out = {}
+        for user in %r:
+            out.update(s.sendmail("someone@outside1.outside.test", [user + "@example.test"],
+                                  "From: someone@outside1.outside.test\\r\\nTo: %%s@example.test\\r\\n"
+                                  "Subject: %s\\r\\nMessage-ID: <%%s.%s@outside.test>\\r\\n\\r\\nhello\\r\\n"
+                                  %% (user, user)))
+        s.quit()
+        print(json.dumps(sorted(out)))
+    """ % (USERS, marker, marker))
+
+
 def damage(start):
     """Lines of Dovecot damage on each server since start."""
     return {name: lab(name).run("journalctl --no-pager -u dovecot --since '%s' | grep -E '%s'"
@@ -107,17 +123,7 @@ def test_the_store_is_mounted_over_nfs_and_required(start):
 def test_each_user_gets_one_copy_and_both_names_serve_it(host, start):
     marker = "nfs-mx-%s" % uuid.uuid4().hex
     # By MX lookup: the internet host's Postfix picks one of the two servers.
-    refused = client(host, """
-        s = smtplib.SMTP("127.0.0.1", 25, timeout=30)
-        out = {}
-        for user in %r:
-            out.update(s.sendmail("someone@outside1.outside.test", [user + "@example.test"],
-                                  "From: someone@outside1.outside.test\\r\\nTo: %%s@example.test\\r\\n"
-                                  "Subject: %s\\r\\nMessage-ID: <%%s.%s@outside.test>\\r\\n\\r\\nhello\\r\\n"
-                                  %% (user, user)))
-        s.quit()
-        print(json.dumps(sorted(out)))
-    """ % (USERS, marker, marker))
+    refused = send_by_mx(host, marker)
     assert refused == []
     copies = wait_for_copies(marker, len(USERS))
     assert copies == {u: 1 for u in USERS}, copies
@@ -250,22 +256,6 @@ def test_an_unmounted_store_takes_no_mail():
                            "stat -c '%U:%G %a' /tmp/under/srv/mailstore; ls -A /tmp/under/srv/mailstore | wc -l; "
                            "umount /tmp/under")
     assert out.split("\n") == ["root:root 755", "0"], out
-
-
-def send_by_mx(host, marker):
-    """One message to each user by MX lookup from the internet host; the
-    recipients refused."""
-    return client(host, """
-        s = smtplib.SMTP("127.0.0.1", 25, timeout=30)
-        out = {}
-        for user in %r:
-            out.update(s.sendmail("someone@outside1.outside.test", [user + "@example.test"],
-                                  "From: someone@outside1.outside.test\\r\\nTo: %%s@example.test\\r\\n"
-                                  "Subject: %s\\r\\nMessage-ID: <%%s.%s@outside.test>\\r\\n\\r\\nhello\\r\\n"
-                                  %% (user, user)))
-        s.quit()
-        print(json.dumps(sorted(out)))
-    """ % (USERS, marker, marker))
 
 
 def store_ids():
