@@ -14,7 +14,7 @@ from ansible.errors import AnsibleFilterError
 # Every inventory group the collection gives a meaning to.
 MAIL_GROUPS = (
     'mail_mx', 'mail_store', 'mail_filter', 'mail_db', 'mail_db_replica',
-    'mail_backup_mx', 'mail_nfs', 'mail_smtp', 'mail_proxy', 'mail_webmail',
+    'mail_backup_mx', 'mail_nfs', 'mail_san', 'mail_smtp', 'mail_proxy', 'mail_webmail',
     'mail_dns',
 )
 
@@ -109,6 +109,15 @@ def _nfs_shared(g, errors):
     if g['mail_backup_mx']:
         errors.append("nfs_shared: 'mail_backup_mx' (%s) conflicts with 'mail_nfs'; pick one topology"
                       % _join(g['mail_backup_mx']))
+    # The NAS/SAN variant: the NFS server's store is a block device of an
+    # iSCSI target on another host.
+    san = set(g['mail_san'])
+    if len(san) > 1:
+        errors.append("nfs_shared: group 'mail_san' has %d hosts (%s); the NFS server's store is one LUN of "
+                      "one iSCSI target" % (len(san), _join(san)))
+    if san & (nfs | mx):
+        errors.append("nfs_shared: %s is in 'mail_san' and is also the NFS server or a mail server; the "
+                      "iSCSI target is the storage behind the NFS server, another host" % _join(san & (nfs | mx)))
 
 
 def _sharded(g, errors):
@@ -151,6 +160,9 @@ def mail_topology(groups):
         errors.append("no topology: the inventory has none of the groups that define one "
                       "('mail_mx' and 'mail_store' for single, plus 'mail_backup_mx' for backup_mx, "
                       "'mail_nfs' for nfs_shared, 'mail_smtp' and 'mail_proxy' for sharded)")
+    if g['mail_san'] and topology != 'nfs_shared':
+        errors.append("group 'mail_san' (%s) holds the iSCSI target behind the NFS server; only the nfs_shared "
+                      "topology ('mail_nfs') has one" % _join(g['mail_san']))
     if len(g['mail_filter']) > 1:
         # Postfix's content_filter names one next hop; several filter hosts
         # behind one name are not built yet.

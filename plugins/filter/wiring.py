@@ -46,7 +46,9 @@ ROLE_GROUPS = (
              'mail_db_replica')),
     ('mail_database', ('mail_db', 'mail_db_replica')),
     ('content_filter', ('mail_filter',)),
-    # The shared store, exported and mounted before Postfix and Dovecot use it.
+    # The shared store (on an iSCSI LUN in the NAS/SAN variant), exported and
+    # mounted before Postfix and Dovecot use it.
+    ('iscsi_target', ('mail_san',)),
     ('nfs_server', ('mail_nfs',)),
     ('nfs_client', ('mail_store',)),
     ('postfix', ('mail_mx', 'mail_backup_mx', 'mail_smtp')),
@@ -62,6 +64,8 @@ ROLES = tuple(name for name, _groups in ROLE_GROUPS)
 COPIES = (
     ('postfix', 'postfix_db_password', 'mail_database_postfix_password'),
     ('dovecot', 'dovecot_db_password', 'mail_database_dovecot_password'),
+    # The CHAP secret the NFS server logs into the iSCSI target with.
+    ('nfs_server', 'nfs_server_iscsi_chap_password', 'iscsi_target_chap_password'),
 )
 
 # The DMARC policies the mail domain may publish (mailstack_dmarc_policy).
@@ -111,6 +115,8 @@ ADDRESS_OPTIONS = {
     'dovecot_proxy_networks': 'networks',
     'dovecot_trusted_networks': 'networks',
     'nfs_server_clients': 'networks',
+    'nfs_server_iscsi_portal': 'address',
+    'iscsi_target_initiators': 'networks',
 }
 
 _ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
@@ -318,6 +324,7 @@ def _wire_host(host, g, topology, inv):
     # the same mailbox_host table as the shards.
     nfs = topology == 'nfs_shared'
     nfs_host = g['mail_nfs'][0] if nfs and g['mail_nfs'] else None
+    san_host = g['mail_san'][0] if nfs and g['mail_san'] else None
     domain = inv.optional(host, 'mailstack_domain')
 
     # The primary serves TLS, and requires it of every remote account, when
@@ -631,6 +638,18 @@ def _wire_host(host, g, topology, inv):
                                       '%s: %s' % (s, v) for s, v in sorted(seen.items()))))
             elif seen:
                 o[option] = list(seen.values())[0]
+
+    if 'nfs_server' in roles and san_host:
+        # The store is the target's LUN, logged into, formatted once, mounted
+        # at the export.
+        o['nfs_server_store'] = 'iscsi'
+        o['nfs_server_iscsi_portal'] = inv.reach(san_host, 'the iSCSI target behind %s' % host)
+        o['nfs_server_iscsi_target'] = inv.get(san_host, 'iscsi_target_iqn')
+        o['nfs_server_iscsi_chap_user'] = inv.get(san_host, 'iscsi_target_chap_user')
+
+    if 'iscsi_target' in roles and nfs_host:
+        # Only the NFS server may log in.
+        o['iscsi_target_initiators'] = _unique(inv.known(nfs_host, 'the NFS server that logs into %s' % host))
 
     if 'nfs_client' in roles and nfs:
         export = inv.get(nfs_host, 'nfs_server_export')

@@ -87,6 +87,23 @@ def test_nfs_shared_conflicts_with_backup_mx():
     assert any("'mail_backup_mx' (c) conflicts with 'mail_nfs'" in e for e in d["errors"])
 
 
+def test_nfs_shared_takes_one_iscsi_target_on_another_host():
+    base = dict(mail_mx=["a", "b"], mail_store=["a", "b"], mail_nfs=["n"], mail_db=["db"])
+    assert decide(mail_san=["san1"], **base)["errors"] == []
+    assert decide(mail_san=["san1", "san2"], **base)["errors"] == [
+        "nfs_shared: group 'mail_san' has 2 hosts (san1, san2); the NFS server's store is one LUN of one "
+        "iSCSI target"]
+    assert decide(mail_san=["n"], **base)["errors"] == [
+        "nfs_shared: n is in 'mail_san' and is also the NFS server or a mail server; the iSCSI target is the "
+        "storage behind the NFS server, another host"]
+
+
+def test_an_iscsi_target_needs_the_nfs_topology():
+    d = decide(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_san=["san1"])
+    assert d["errors"] == ["group 'mail_san' (san1) holds the iSCSI target behind the NFS server; only the "
+                           "nfs_shared topology ('mail_nfs') has one"]
+
+
 def test_sharded_is_named_and_built():
     d = decide(mail_db=["db1"], mail_db_replica=["db2"], mail_smtp=["smtp1", "smtp2"],
                mail_proxy=["imap1"], mail_webmail=["web1"], mail_store=["ms1", "ms2", "ms3"])

@@ -500,6 +500,43 @@ def test_nfs_shared_inventory_wins_and_feeds_the_others():
     assert "nfs_server_export" not in wiring["nfs1"]["options"]
 
 
+def test_nfs_shared_on_an_iscsi_target():
+    groups = dict(NFS_SHARED["groups"], mail_san=["ns1"])
+    hosts = dict(NFS_SHARED["hosts"])
+    hosts["nfs1"] = dict(hosts["nfs1"], ansible_facts=facts("10.0.0.201", "fd00::201"))
+    wiring = wired(groups, hosts, {"iscsi_target_chap_password": "chap-secret-1234"})
+    ns1, nfs1 = wiring["ns1"], wiring["nfs1"]
+    assert ns1["roles"][ns1["roles"].index("mail_database") + 1] == "iscsi_target"
+    # Only the NFS server may log in, from any address it has.
+    assert ns1["options"]["iscsi_target_initiators"] == ["10.0.0.201", "fd00::201"]
+    assert nfs1["options"]["nfs_server_store"] == "iscsi"
+    assert nfs1["options"]["nfs_server_iscsi_portal"] == "10.0.0.53"
+    assert nfs1["options"]["nfs_server_iscsi_target"] == "iqn.2026-12.local.mailstack:mailstore"
+    assert nfs1["options"]["nfs_server_iscsi_chap_user"] == "mailstore"
+    # The secret is named, never read: site.yml copies it without logging.
+    assert nfs1["copies"] == {"nfs_server_iscsi_chap_password": "iscsi_target_chap_password"}
+    assert "chap-secret-1234" not in repr(wiring)
+
+
+def test_nfs_shared_on_an_iscsi_target_the_inventory_wins():
+    groups = dict(NFS_SHARED["groups"], mail_san=["ns1"])
+    hosts = dict(NFS_SHARED["hosts"])
+    hosts["ns1"] = dict(hosts["ns1"], iscsi_target_iqn="iqn.2001-04.test.example:store",
+                        iscsi_target_chap_user="nfs1")
+    hosts["nfs1"] = dict(hosts["nfs1"], nfs_server_store="directory")
+    wiring = wired(groups, hosts)
+    assert "nfs_server_store" not in wiring["nfs1"]["options"]
+    assert wiring["nfs1"]["options"]["nfs_server_iscsi_target"] == "iqn.2001-04.test.example:store"
+    assert wiring["nfs1"]["options"]["nfs_server_iscsi_chap_user"] == "nfs1"
+    # Without the secret in the inventory there is nothing to copy.
+    assert wiring["nfs1"]["copies"] == {}
+
+
+def test_no_iscsi_without_a_target_host():
+    wiring = wired(**NFS_SHARED)
+    assert not [k for k in wiring["nfs1"]["options"] if "iscsi" in k or k == "nfs_server_store"]
+
+
 @pytest.mark.parametrize("change, error", [
     (dict(ms2={"dovecot_vmail_uid": 6000}),
      "nfs1: the mail servers disagree on dovecot_vmail_uid (ms1: 5000, ms2: 6000): the files of the shared store "
