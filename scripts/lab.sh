@@ -162,8 +162,13 @@ install_role_packages() {
   after=$(chroot "$rootfs" systemctl list-unit-files --state=enabled --no-legend | awk '{print $1}' | sort)
   comm -13 <(echo "$before") <(echo "$after") | grep -v '@' \
     | xargs -r chroot "$rootfs" systemctl disable --quiet >>"$rootfs.log" 2>&1 || rc=$?
-  # Every host makes its own SSH host keys when sshd first starts.
+  # Every host makes its own SSH host keys when sshd first starts, and its own
+  # iSCSI initiator name when iscsid first starts (open-iscsi's
+  # startup-checks.sh): a name copied from the image would be every host's.
   rm -f "$rootfs"/etc/ssh/ssh_host_*
+  if [[ -f $rootfs/etc/iscsi/initiatorname.iscsi ]]; then
+    echo GenerateName=yes >"$rootfs/etc/iscsi/initiatorname.iscsi"
+  fi
   mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
   printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
     >"$rootfs/etc/systemd/system/ssh.service.d/mailstack-lab-host-keys.conf"
