@@ -2,6 +2,7 @@
 (outside1): both mail servers are the MX behind one name; each user's mail
 lands once on the shared store whichever server took it, and both server
 names serve it over IMAP (the pinned server itself, the other by proxy);
+the store is the LUN of ns1's iSCSI target, which only nfs1 may log into;
 then 500 messages through both servers at once while IMAP clients read and
 set flags on both, with every message present once and no index damage;
 then ms1 fails (its VM is cut off like a power loss), its users are
@@ -28,6 +29,8 @@ VMS = {"nfs1": "10.231.11.201", "ms1": "10.231.11.202", "ms2": "10.231.11.203"}
 USERS = ["user%02d" % n for n in range(1, 21)]
 PIN = {u: "ms1" if n % 2 else "ms2" for n, u in enumerate(USERS, 1)}
 MAIL_ROOT = "/srv/mailstore/vmail"
+# The iSCSI target on ns1 that holds the store (iscsi_target's default name).
+IQN = "iqn.2026-12.local.mailstack:mailstore"
 # What Dovecot logs when it finds an index, cache or uidlist damaged.
 DAMAGE = "Corrupted|Broken|fscking|Proxying loops"
 
@@ -150,6 +153,39 @@ def test_each_user_gets_one_copy_and_both_names_serve_it(host, start):
         assert lab(pinned).check_output(
             "journalctl --no-pager -u dovecot --since '%s' | grep -cF 'proxy(%s@' || true" % (start, user)) == "0"
     assert damage(start) == {"ms1": "", "ms2": ""}
+
+
+def test_the_store_is_an_iscsi_lun_only_the_nfs_server_logs_into(host):
+    """The NAS/SAN variant: the mail the test above delivered is on nfs1's
+    ext4 file system on the LUN of ns1's target, logged into over iSCSI, and
+    nfs-server starts only with it mounted; another host, with the right
+    CHAP secret, is refused by the target's access list."""
+    nfs1, ns1 = lab("nfs1"), lab("ns1")
+    ns1_address = host.check_output("dig +short A ns1.example.test")
+    maildir = "%s/example.test/user01/Maildir" % MAIL_ROOT
+    source, fstype = nfs1.check_output("findmnt -n -o SOURCE,FSTYPE --target %s" % maildir).split()
+    lun = nfs1.check_output("readlink -f /dev/disk/by-path/ip-%s:3260-iscsi-%s-lun-1" % (ns1_address, IQN))
+    assert (source, fstype) == (lun, "ext4") and lun.startswith("/dev/sd"), (source, fstype, lun)
+    assert "%s:3260,1 %s" % (ns1_address, IQN) in nfs1.check_output("iscsiadm --mode session")
+    assert "/srv/mailstore" in nfs1.check_output(
+        "systemctl show -p RequiresMountsFor --value nfs-server").split()
+    # The target's one initiator is nfs1, logged in with CHAP.
+    show = ns1.check_output("tgtadm --lld iscsi --mode target --op show")
+    assert "IP Address: %s" % VMS["nfs1"] in show and "IP Address: %s" % VMS["ms1"] not in show
+    # ms1 has the initiator too (the lab image): the right account and
+    # secret, but an address the target does not let in.
+    ms1 = lab("ms1")
+    node = "iscsiadm --mode node --targetname %s --portal %s:3260" % (IQN, ns1_address)
+    try:
+        ms1.check_output("%s --op new" % node)
+        for name, value in (("node.session.auth.authmethod", "CHAP"), ("node.session.auth.username", "mailstore"),
+                            ("node.session.auth.password", "lab-iscsi-chap-secret")):
+            ms1.check_output("%s --op update --name %s --value %s" % (node, name, value))
+        login = ms1.run("%s --login" % node)
+        assert login.rc != 0, login.stdout
+        assert IQN not in ms1.run("iscsiadm --mode session").stdout
+    finally:
+        ms1.run("%s --logout; %s --op delete" % (node, node))
 
 
 def test_concurrent_mail_and_imap_on_both_servers(host, start):
