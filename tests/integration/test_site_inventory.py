@@ -42,7 +42,12 @@ UNREACHABLE = "  vars:\n    ansible_host: 192.0.2.1\n    ansible_connection: ssh
      "    mail_store:\n      hosts:\n        mx1:\n        mx2:\n    mail_nfs:\n      hosts:\n        mx2:\n"
      "    mail_db:\n      hosts:\n        db1:\n",
      "nfs_shared: mx2 is both the NFS server and a mail server; use another host"),
-], ids=["backup-without-primary", "two-single-servers", "no-mail-groups", "nfs-server-is-a-mail-server"])
+    ("all:\n" + UNREACHABLE + "  children:\n    mail_mx:\n      hosts:\n        mx1:\n"
+     "    mail_store:\n      hosts:\n        mx1:\n    mail_db:\n      hosts:\n        mx1:\n"
+     "    mail_san:\n      hosts:\n        san1:\n",
+     "group 'mail_san' (san1) holds the iSCSI target behind the NFS server; only the nfs_shared topology"),
+], ids=["backup-without-primary", "two-single-servers", "no-mail-groups", "nfs-server-is-a-mail-server",
+        "iscsi-target-without-nfs"])
 def test_invalid_inventory_is_refused(tmp_path, inventory, message):
     result = run_site(tmp_path, inventory)
     out = result.stdout + result.stderr
