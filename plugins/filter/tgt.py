@@ -61,8 +61,8 @@ def tgt_target_differences(show, iqn, backing_store, initiators, account):
     if extra:
         differences.append('it has other LUNs (%s)' % ', '.join(str(n) for n in extra))
     if sorted(target['acl']) != sorted(str(a) for a in initiators):
-        differences.append('it lets in %s, not %s' % (', '.join(target['acl']) or 'nobody',
-                                                       ', '.join(str(a) for a in initiators)))
+        allowed = ', '.join(target['acl']) or 'nobody'
+        differences.append('it lets in %s, not %s' % (allowed, ', '.join(str(a) for a in initiators)))
     if target['accounts'] != [account]:
         differences.append('its CHAP accounts are %s, not %s' % (', '.join(target['accounts']) or 'none', account))
     return differences

@@ -33,7 +33,7 @@ SHOW = """Target 1: iqn.2026-12.local.mailstack:mailstore
             Thin-provisioning: No
             Backing store type: null
             Backing store path: None
-            Backing store flags: 
+            Backing store flags:
         LUN: 1
             Type: disk
             SCSI ID: IET     00010001
@@ -47,7 +47,7 @@ SHOW = """Target 1: iqn.2026-12.local.mailstack:mailstore
             Thin-provisioning: No
             Backing store type: rdwr
             Backing store path: /var/lib/mailstack/iscsi/mailstore.img
-            Backing store flags: 
+            Backing store flags:
     Account information:
         mailstore
     ACL information:
