@@ -182,7 +182,9 @@ def test_the_store_is_an_iscsi_lun_only_the_nfs_server_logs_into(host):
                             ("node.session.auth.password", "lab-iscsi-chap-secret")):
             ms1.check_output("%s --op update --name %s --value %s" % (node, name, value))
         login = ms1.run("%s --login" % node)
-        assert login.rc != 0, login.stdout
+        # 19: the target refused the login (not iscsid missing, 20, or the
+        # target unreachable, 8).
+        assert login.rc == 19, (login.rc, login.stdout, login.stderr)
         assert IQN not in ms1.run("iscsiadm --mode session").stdout
     finally:
         ms1.run("%s --logout; %s --op delete" % (node, node))
