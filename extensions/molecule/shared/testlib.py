@@ -33,7 +33,8 @@ def state_dir(scenario):
 
 
 def run_playbook(scenario, name, *extra):
-    """ansible-playbook playbooks/NAME on the scenario's inventory; its output."""
+    """ansible-playbook playbooks/NAME (or the playbook at the absolute path
+    NAME) on the scenario's inventory; its output."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".cache/collections"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     cmd = ["ansible-playbook", "-i", os.path.join(state_dir(scenario), "inventory"),

@@ -23,7 +23,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from testlib import client, run_playbook, state_dir  # noqa: E402 pylint: disable=wrong-import-position
+from testlib import client, recap, run_playbook, state_dir  # noqa: E402 pylint: disable=wrong-import-position
 
 VMS = {"nfs1": "10.231.11.201", "ms1": "10.231.11.202", "ms2": "10.231.11.203"}
 USERS = ["user%02d" % n for n in range(1, 21)]
@@ -190,6 +190,22 @@ def test_the_store_is_an_iscsi_lun_only_the_nfs_server_logs_into(host):
         ms1.run("%s --logout; %s --op delete" % (node, node))
 
 
+def test_check_mode_on_a_fresh_target_host():
+    """iscsi_target in check mode where it never ran (a second target on
+    ns1, its backing file's directory missing): no failure, and nothing made
+    or changed on ns1."""
+    ns1 = lab("ns1")
+    conf = "/etc/tgt/conf.d/mailstack.conf"
+    before = ns1.check_output("sha256sum %s" % conf)
+    playbook = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "check_fresh_target.yml"))
+    out = run_playbook("nfs_shared", playbook, "--check")
+    assert recap(out, "ns1")["failed"] == "0", out[-3000:]
+    assert "lab-iscsi-chap-secret" not in out
+    assert not ns1.file("/var/lib/mailstack/iscsi-checkmode").exists
+    assert ns1.check_output("sha256sum %s" % conf) == before
+    assert "checkmode" not in ns1.check_output("tgtadm --lld iscsi --mode target --op show")
+
+
 def test_concurrent_mail_and_imap_on_both_servers(host, start):
     """500 messages through both servers at once, while IMAP clients on both
     names read and flag: every message once, flags seen from the other
@@ -209,15 +225,22 @@ def test_concurrent_mail_and_imap_on_both_servers(host, start):
             while not stop.is_set():
                 user = rnd.choice(users)
                 try:
+                    # A mail client's session: it logs in, then looks again
+                    # every few seconds while new mail arrives, reads the
+                    # newest and flags one.
                     imap = imaplib.IMAP4_SSL(server, 993, ssl_context=ctx, timeout=120)
                     imap.login(user + "@example.test", user + "-lab-password")
                     imap.select("INBOX")
-                    typ, data = imap.search(None, "SUBJECT", marker)
-                    ids = data[0].split()
-                    if ids:
-                        imap.fetch(b",".join(ids[-5:]), "(FLAGS BODY.PEEK[HEADER])")
-                        imap.store(ids[-1], "+FLAGS", "(\\\\Seen $Label1)")
-                        flagged.setdefault(user, set()).add(ids[-1].decode())
+                    for look in range(10):
+                        if stop.is_set():
+                            break
+                        typ, data = imap.search(None, "SUBJECT", marker)
+                        ids = data[0].split()
+                        if ids:
+                            imap.fetch(b",".join(ids[-5:]), "(FLAGS BODY.PEEK[HEADER])")
+                            imap.store(ids[-1], "+FLAGS", "(\\\\Seen $Label1)")
+                            flagged.setdefault(user, set()).add(ids[-1].decode())
+                        stop.wait(3)
                     imap.logout()
                 except Exception as e:
                     text = repr(e)
