@@ -73,16 +73,23 @@ with open('/var/tmp/bench-mbox/inbox', 'w') as f:
                 'Subject: fetch %%d\nMessage-ID: <fetch-%%d@outside.test>\n\n%%s\n' %% (i, i, body))
 os.chmod('/var/tmp/bench-mbox', 0o755)
 os.chmod('/var/tmp/bench-mbox/inbox', 0o644)
-src = 'mbox:/var/tmp/bench-mbox:INBOX=/var/tmp/bench-mbox/inbox'
+# Its index in memory: the mail user cannot write beside the mbox, and
+# without an index doveadm imports nothing and still exits 0.
+src = 'mbox:/var/tmp/bench-mbox:INBOX=/var/tmp/bench-mbox/inbox:INDEX=MEMORY'
 for extra in ([], ['-o', 'mail_location=maildir:%s']):
     subprocess.run(['doveadm'] + extra + ['import', '-u', user, src, '', 'all'], check=True)
+    status = subprocess.run(['doveadm'] + extra + ['-f', 'tab', 'mailbox', 'status', '-u', user, 'messages', 'INBOX'],
+                            check=True, capture_output=True, text=True).stdout.split()
+    if status[-1] != str(count):
+        sys.exit('doveadm import (%%s): INBOX has %%s messages, not %%d'
+                 %% (' '.join(extra) or 'the store', status[-1], count))
 ''' % (SIZE, LOCAL)
 
 # On ms1: one IMAP session (Dovecot's imap process, preauthenticated) that
 # selects INBOX and fetches every message, after dropping the page cache;
 # prints the seconds and the messages fetched. argv: user where
 FETCH = r'''
-import subprocess, sys, time
+import json, subprocess, sys, time
 user, where = sys.argv[1], sys.argv[2]
 extra = [] if where == 'nfs' else ['-o', 'mail_location=maildir:%s']
 subprocess.run(['sync'], check=True)
@@ -94,7 +101,8 @@ out = subprocess.run(['doveadm', 'exec', 'imap', '-u', user] + extra,
                      input=b'a SELECT INBOX\r\nb FETCH 1:* (UID FLAGS BODY.PEEK[])\r\nc LOGOUT\r\n',
                      capture_output=True, check=True).stdout
 seconds = time.time() - start
-print(seconds, out.count(b' FETCH (UID '))
+# The seconds, the messages fetched, and what imap said last (for an error).
+print(json.dumps([seconds, out.count(b' FETCH (UID '), out[-400:].decode('utf-8', 'replace')]))
 ''' % LOCAL
 
 
@@ -161,9 +169,10 @@ def main():
         fetch = {'nfs': [], 'local': []}
         for r in range(size['rounds']):
             for where in ('nfs', 'local') if r % 2 == 0 else ('local', 'nfs'):
-                seconds, n = server.python(FETCH, user, where).split()
-                if int(n) != size['fetch']:
-                    raise SystemExit('fetched %s of %d messages from %s' % (n, size['fetch'], where))
+                seconds, n, said = json.loads(server.python(FETCH, user, where).splitlines()[-1])
+                if n != size['fetch']:
+                    raise SystemExit('fetched %s of %d messages from %s; imap ended with: %s'
+                                     % (n, size['fetch'], where, said))
                 fetch[where].append(float(seconds))
                 log('round %d: FETCH of %s messages from %s in %.2f s' % (r + 1, n, where, float(seconds)))
         best = dict((where, min(values)) for where, values in fetch.items())
