@@ -231,7 +231,7 @@ def test_concurrent_mail_and_imap_on_both_servers(host, start):
                     imap = imaplib.IMAP4_SSL(server, 993, ssl_context=ctx, timeout=120)
                     imap.login(user + "@example.test", user + "-lab-password")
                     imap.select("INBOX")
-                    for look in range(10):
+                    for _ in range(10):
                         if stop.is_set():
                             break
                         typ, data = imap.search(None, "SUBJECT", marker)
