@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.mailops.mailstack.plugins.filter.wiring import ROLE_GROUPS
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.registry import ROLE_GROUPS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,8 @@ import hashlib
 
 import pytest
 
-from ansible_collections.mailops.mailstack.plugins.filter.wiring import mail_address_errors, mail_wiring, role_default
+from ansible_collections.mailops.mailstack.plugins.filter.wiring import mail_address_errors, mail_wiring
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.registry import role_default
 
 PASSWORDS = {"mail_database_postfix_password": "pf", "mail_database_dovecot_password": "dc"}
 
@@ -422,8 +423,9 @@ def test_mailstack_address_needs_no_facts():
 def test_mail_servers_with_different_reinjection_ports_are_refused():
     # Not a built topology yet with two filtering MX hosts; the rule is the
     # wiring's own, checked on its function.
-    from ansible_collections.mailops.mailstack.plugins.filter.wiring import _Inventory, _wire_host
-    from ansible_collections.mailops.mailstack.plugins.filter.topology import mail_topology
+    from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.inventory import Inventory as _Inventory
+    from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.wire import wire_host as _wire_host
+    from ansible_collections.mailops.mailstack.plugins.plugin_utils.topology import decide_topology as mail_topology
     hosts = dict(a={"ansible_facts": facts("10.0.0.1")},
                  b={"postfix_reinject_port": 10026, "ansible_facts": facts("10.0.0.2")},
                  f={"ansible_facts": facts("10.0.0.9")})

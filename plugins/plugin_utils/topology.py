@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: mailstack developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The topology decision: which topology an inventory's groups make, and
+what is wrong with them (the filter mail_topology; see mail_topology.yml).
+Plain Python on plain data, shared by the filters and the wiring."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+# Every inventory group the collection gives a meaning to.
+MAIL_GROUPS = (
+    'mail_mx', 'mail_store', 'mail_filter', 'mail_db', 'mail_db_replica',
+    'mail_backup_mx', 'mail_nfs', 'mail_san', 'mail_smtp', 'mail_proxy', 'mail_webmail',
+    'mail_dns',
+)
+
+TOPOLOGIES = ('single', 'backup_mx', 'nfs_shared', 'sharded')
+
+
+def _hosts(groups, name):
+    return list(groups.get(name) or [])
+
+
+def _join(hosts):
+    return ', '.join(sorted(hosts)) or 'none'
+
+
+def _single(g, errors):
+    mx, store = set(g['mail_mx']), set(g['mail_store'])
+    if not mx:
+        errors.append("single: group 'mail_mx' is empty; it needs the one mail server")
+    if not store:
+        errors.append("single: group 'mail_store' is empty; it needs the one mail server")
+    if len(mx) > 1:
+        errors.append("single: group 'mail_mx' has %d hosts (%s); a single-server topology has one "
+                      "(several servers behind round robin need 'mail_nfs', a backup needs "
+                      "'mail_backup_mx')" % (len(mx), _join(mx)))
+    if mx and store and mx != store:
+        errors.append("single: 'mail_mx' (%s) and 'mail_store' (%s) must be the same host"
+                      % (_join(mx), _join(store)))
+    if not g['mail_db']:
+        errors.append("single: group 'mail_db' is empty; it needs the host of the mail database "
+                      "(usually the mail server itself)")
+    elif len(g['mail_db']) > 1:
+        errors.append("single: group 'mail_db' has %d hosts (%s); one database host"
+                      % (len(g['mail_db']), _join(g['mail_db'])))
+    if g['mail_db_replica']:
+        errors.append("single: group 'mail_db_replica' (%s) needs a topology with a replica: "
+                      "add a 'mail_backup_mx' host or a 'mail_nfs' server" % _join(g['mail_db_replica']))
+
+
+def _backup_mx(g, errors):
+    backup, mx = set(g['mail_backup_mx']), set(g['mail_mx'])
+    if not mx:
+        errors.append("backup_mx: group 'mail_backup_mx' (%s) has no primary: group 'mail_mx' is empty"
+                      % _join(backup))
+    elif len(mx) > 1:
+        errors.append("backup_mx: group 'mail_mx' has %d hosts (%s); the backup MX topology has one primary"
+                      % (len(mx), _join(mx)))
+    if mx and set(g['mail_store']) != mx:
+        errors.append("backup_mx: 'mail_store' (%s) must be the primary in 'mail_mx' (%s)"
+                      % (_join(g['mail_store']), _join(mx)))
+    if not g['mail_db']:
+        errors.append("backup_mx: group 'mail_db' is empty; the primary's database is replicated to the backup")
+    elif len(g['mail_db']) > 1:
+        errors.append("backup_mx: group 'mail_db' has %d hosts (%s); one primary database"
+                      % (len(g['mail_db']), _join(g['mail_db'])))
+    no_replica = backup - set(g['mail_db_replica'])
+    if no_replica:
+        errors.append("backup_mx: %s must also be in 'mail_db_replica': the backup answers recipient lookups "
+                      "from its own replica of the mail database while the primary is down" % _join(no_replica))
+    extra = set(g['mail_db_replica']) - backup
+    if extra:
+        errors.append("backup_mx: 'mail_db_replica' (%s) holds hosts that are not backup MX hosts"
+                      % _join(extra))
+    both = backup & (mx | set(g['mail_store']))
+    if both:
+        errors.append("backup_mx: %s is in 'mail_backup_mx' and also in 'mail_mx' or 'mail_store'; "
+                      "the backup must be another host" % _join(both))
+
+
+def _nfs_shared(g, errors):
+    mx, store, nfs = set(g['mail_mx']), set(g['mail_store']), set(g['mail_nfs'])
+    if len(nfs) != 1:
+        errors.append("nfs_shared: group 'mail_nfs' has %d hosts (%s); it needs exactly one NFS server"
+                      % (len(nfs), _join(nfs)))
+    if len(mx) < 2:
+        errors.append("nfs_shared: group 'mail_mx' has %d host(s) (%s); shared storage serves two or more "
+                      "mail servers behind round robin" % (len(mx), _join(mx)))
+    if mx != store:
+        errors.append("nfs_shared: 'mail_mx' (%s) and 'mail_store' (%s) must hold the same hosts"
+                      % (_join(mx), _join(store)))
+    if not g['mail_db']:
+        errors.append("nfs_shared: group 'mail_db' is empty; it needs the database primary")
+    elif len(g['mail_db']) > 1:
+        errors.append("nfs_shared: group 'mail_db' has %d hosts (%s); one primary (replicas go in "
+                      "'mail_db_replica')" % (len(g['mail_db']), _join(g['mail_db'])))
+    if nfs & mx:
+        errors.append("nfs_shared: %s is both the NFS server and a mail server; use another host"
+                      % _join(nfs & mx))
+    if g['mail_backup_mx']:
+        errors.append("nfs_shared: 'mail_backup_mx' (%s) conflicts with 'mail_nfs'; pick one topology"
+                      % _join(g['mail_backup_mx']))
+    # The NAS/SAN variant: the NFS server's store is a block device of an
+    # iSCSI target on another host.
+    san = set(g['mail_san'])
+    if len(san) > 1:
+        errors.append("nfs_shared: group 'mail_san' has %d hosts (%s); the NFS server's store is one LUN of "
+                      "one iSCSI target" % (len(san), _join(san)))
+    if san & (nfs | mx):
+        errors.append("nfs_shared: %s is in 'mail_san' and is also the NFS server or a mail server; the "
+                      "iSCSI target is the storage behind the NFS server, another host" % _join(san & (nfs | mx)))
+
+
+def _sharded(g, errors):
+    for name in ('mail_smtp', 'mail_proxy', 'mail_store', 'mail_db'):
+        if not g[name]:
+            errors.append("sharded: group '%s' is empty; the sharded topology needs it" % name)
+    if len(g['mail_db']) > 1:
+        errors.append("sharded: group 'mail_db' has %d hosts (%s); one primary (replicas go in "
+                      "'mail_db_replica')" % (len(g['mail_db']), _join(g['mail_db'])))
+    for name in ('mail_mx', 'mail_backup_mx', 'mail_nfs'):
+        if g[name]:
+            errors.append("sharded: group '%s' (%s) conflicts with 'mail_smtp'/'mail_proxy': the sharded "
+                          "topology receives mail on the 'mail_smtp' tier" % (name, _join(g[name])))
+    tiers = set(g['mail_smtp']) | set(g['mail_proxy']) | set(g['mail_webmail'])
+    if tiers & set(g['mail_store']):
+        errors.append("sharded: %s is both a front tier ('mail_smtp', 'mail_proxy' or 'mail_webmail') and a "
+                      "mailbox shard ('mail_store'); shards are separate hosts" % _join(tiers & set(g['mail_store'])))
+
+
+def decide_topology(groups):
+    """Return {'topology': name or None, 'errors': [...], 'groups': {...}}."""
+    if not isinstance(groups, dict):
+        raise AnsibleFilterError('mail_topology expects the groups mapping, got %s' % type(groups).__name__)
+    g = dict((name, _hosts(groups, name)) for name in MAIL_GROUPS)
+    errors = []
+    if g['mail_smtp'] or g['mail_proxy']:
+        topology = 'sharded'
+        _sharded(g, errors)
+    elif g['mail_nfs']:
+        topology = 'nfs_shared'
+        _nfs_shared(g, errors)
+    elif g['mail_backup_mx']:
+        topology = 'backup_mx'
+        _backup_mx(g, errors)
+    elif g['mail_mx'] or g['mail_store']:
+        topology = 'single'
+        _single(g, errors)
+    else:
+        topology = None
+        errors.append("no topology: the inventory has none of the groups that define one "
+                      "('mail_mx' and 'mail_store' for single, plus 'mail_backup_mx' for backup_mx, "
+                      "'mail_nfs' for nfs_shared, 'mail_smtp' and 'mail_proxy' for sharded)")
+    if g['mail_san'] and topology != 'nfs_shared':
+        errors.append("group 'mail_san' (%s) holds the iSCSI target behind the NFS server; only the nfs_shared "
+                      "topology ('mail_nfs') has one" % _join(g['mail_san']))
+    if len(g['mail_filter']) > 1:
+        # Postfix's content_filter names one next hop; several filter hosts
+        # behind one name are not built yet.
+        errors.append("group 'mail_filter' has %d hosts (%s); every mail server hands its mail to one "
+                      "content filter host" % (len(g['mail_filter']), _join(g['mail_filter'])))
+    return {'topology': topology, 'errors': errors, 'groups': g}
+
+
+def mx_targets(decision, domain):
+    """(preference, name) of the domain's MX records for the topology."""
+    g = decision['groups']
+    if decision['topology'] == 'nfs_shared':
+        return [(5, 'mail.%s' % domain)]
+    if decision['topology'] == 'sharded':
+        return [(5, 'smtp.%s' % domain)]
+    return ([(5, '%s.%s' % (h, domain)) for h in g['mail_mx']]
+            + [(10, '%s.%s' % (h, domain)) for h in g['mail_backup_mx']])

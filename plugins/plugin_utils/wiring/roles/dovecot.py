@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: mailstack developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Role dovecot: the mailbox servers (store) and the sharded topology's
+IMAP/POP3 proxies (proxy)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.addresses import host_network
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+
+
+def _networks_of(hosts, inventory, why):
+    networks = []
+    for other in hosts:
+        networks.extend(host_network(a) for a in inventory.known(other, why) if a)
+    return unique(networks)
+
+
+def _mail_root(host, site, inventory):
+    export = inventory.get(site.nfs_host, 'nfs_server_export').rstrip('/')
+    mail_root = '%s/%s' % (export, inventory.get(site.nfs_host, 'nfs_server_mail_dir').strip('/'))
+    if inventory.is_set(host.name, 'dovecot_mail_root') and not str(
+            inventory.get(host.name, 'dovecot_mail_root')).startswith(export + '/'):
+        inventory.errors.append('%s: dovecot_mail_root %s is outside the NFS store %s (mounted from %s): every '
+                                'server of the store must keep its mail on it' % (
+                                    host.name, inventory.get(host.name, 'dovecot_mail_root'), export, site.nfs_host))
+    return mail_root
+
+
+def _nfs_store(host, site, inventory):
+    """A server of the NFS store: its mail on the store, pinned like the shards."""
+    options = {'dovecot_mail_root': _mail_root(host, site, inventory), 'dovecot_shared_storage': True,
+               # A cached lookup would outlive a re-pin.
+               'dovecot_auth_cache_size': '0'}
+    me = inventory.reach(host.name, 'the address the other servers reach %s at' % host.name)
+    options.update(dovecot_lmtp_listen=[me], dovecot_lmtp_proxy=True, dovecot_login_proxy_maybe=True)
+    others = [other for other in site.groups['mail_store'] if other != host.name]
+    options['dovecot_trusted_networks'] = _networks_of(others, inventory, 'a server that proxies to %s' % host.name)
+    return options
+
+
+def _sharded(host, site, inventory, proxy):
+    """Every Dovecot host here routes by the mailbox host the database names:
+    a cached lookup would outlive a move. Moves and session kicks go through
+    the doveadm servers."""
+    me = inventory.reach(host.name, 'the address the other tiers reach %s at' % host.name)
+    options = {'dovecot_auth_cache_size': '0', 'dovecot_doveadm_listen': [me]}
+    if proxy:
+        # SASL for the SMTP tier's submission.
+        options.update(dovecot_protocols=['imap', 'pop3'], dovecot_auth_listen=[me])
+    else:
+        options.update(dovecot_lmtp_listen=[me], dovecot_lmtp_proxy=True)
+        options['dovecot_proxy_networks'] = _networks_of(site.groups['mail_proxy'], inventory,
+                                                         'a proxy in front of %s' % host.name)
+    return options
+
+
+def dovecot_options(host, site, inventory):
+    proxy = host.name in site.groups['mail_proxy']
+    local_postfix = host.name in site.groups['mail_mx']
+    options = {
+        'dovecot_mode': 'proxy' if proxy else 'store',
+        'dovecot_db_host': site.db_host_seen_from(host.name),
+        'dovecot_db_ca_file': site.db_ca_file(host.name),
+        'dovecot_postfix_local': local_postfix,
+        'dovecot_quota_status': local_postfix and not site.nfs,
+    }
+    if local_postfix and not site.nfs:
+        options['dovecot_quota_status_listen'] = '127.0.0.1'
+    if site.nfs and not proxy:
+        options.update(_nfs_store(host, site, inventory))
+    if site.sharded:
+        options.update(_sharded(host, site, inventory, proxy))
+    return options
+
+
+WIRING = role_wiring(
+    'dovecot', ('mail_store', 'mail_proxy'), dovecot_options,
+    copies=(('dovecot_db_password', 'mail_database_dovecot_password'),),
+    address_options={'dovecot_lmtp_listen': 'addresses', 'dovecot_auth_listen': 'addresses',
+                     'dovecot_doveadm_listen': 'addresses', 'dovecot_proxy_networks': 'networks',
+                     'dovecot_trusted_networks': 'networks'},
+    reads=('nfs_server_export', 'nfs_server_mail_dir'))

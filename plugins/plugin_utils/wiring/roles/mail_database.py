@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: mailstack developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Role mail_database: the primary of the mail database, then its replicas
+(two plays in site.yml: a replica starts from a snapshot of the finished primary)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import SYSTEM_CA_BUNDLE
+
+LOCAL = ['localhost', '127.0.0.1']
+
+# Who reads the primary over the network, by service: the hosts of these
+# groups that are no database host.
+READERS = (('postfix', ('mail_mx', 'mail_smtp')), ('dovecot', ('mail_store', 'mail_proxy')))
+
+
+def _readers(site, inventory, service_groups):
+    readers = []
+    for other in sorted(set(h for group in service_groups for h in site.groups[group])):
+        if other not in site.db_hosts:
+            readers.extend(inventory.known(other, 'a reader of the database'))
+    return unique(readers)
+
+
+def _mailbox_servers(site, inventory):
+    """Each shard (each server of the NFS store) registered with the address
+    the tiers reach it at; mailbox_move runs on a shard and writes the move's
+    state."""
+    mailbox_hosts = [{'name': s, 'address': inventory.reach(s, 'the mailbox server the tiers deliver to')}
+                     for s in site.groups['mail_store']]
+    admins = list(LOCAL)
+    for other in site.groups['mail_store']:
+        if other not in site.db_hosts:
+            admins.extend(inventory.known(other, 'a mailbox server that moves mailboxes'))
+    return {'mail_database_mailbox_hosts': mailbox_hosts, 'mail_database_admin_hosts': unique(admins)}
+
+
+def _primary_options(site, inventory):
+    """Who reads the primary over the network: the replicas, and Postfix and
+    Dovecot on hosts that are no database host (a replica serves only its own host)."""
+    readers = dict((service, _readers(site, inventory, groups)) for service, groups in READERS)
+    options = {
+        'mail_database_bind_address': '*' if site.primary_remote else '127.0.0.1',
+        'mail_database_tls': site.primary_remote,
+        'mail_database_postfix_hosts': LOCAL + readers['postfix'],
+        'mail_database_dovecot_hosts': LOCAL + readers['dovecot'],
+    }
+    if site.sharded or site.nfs:
+        options.update(_mailbox_servers(site, inventory))
+    if site.replicas:
+        replication = []
+        for other in site.replicas:
+            replication.extend(inventory.known(other, 'a replica of the database'))
+        options['mail_database_replication_hosts'] = unique(replication)
+    return options
+
+
+def _replica_options(host, site, inventory):
+    options = {'mail_database_bind_address': '127.0.0.1', 'mail_database_tls': False,
+               'mail_database_postfix_hosts': list(LOCAL), 'mail_database_dovecot_hosts': list(LOCAL)}
+    if site.primary_db:
+        options['mail_database_primary'] = inventory.reach(site.primary_db, 'the primary that %s replicates' % host.name)
+        options['mail_database_primary_ca_file'] = SYSTEM_CA_BUNDLE if site.primary_tls else ''
+    return options
+
+
+def mail_database_options(host, site, inventory):
+    replica = host.name in site.replicas
+    options = {
+        'mail_database_mode': 'replica' if replica else 'primary',
+        'mail_database_server_id': site.db_hosts.index(host.name) + 1,
+        'mail_database_binlog': bool(site.replicas),
+    }
+    options.update(_replica_options(host, site, inventory) if replica else _primary_options(site, inventory))
+    return options
+
+
+WIRING = role_wiring('mail_database', ('mail_db', 'mail_db_replica'), mail_database_options)

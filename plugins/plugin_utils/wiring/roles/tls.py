@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# Copyright: mailstack developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Role tls: certificates for every host that serves mail protocols, and for
+the database servers, which serve their remote readers and replicas over TLS."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+
+GROUPS = ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx', 'mail_db',
+          'mail_db_replica')
+
+# Where a host with tls_source=acme that runs the web server answers HTTP-01
+# challenges: the tls role's ACME client writes there, nginx serves it on
+# port 80 (webmail_acme_webroot). Hosts without it answer with the client's
+# own listener.
+ACME_WEBROOT = '/var/www/acme'
+
+# The names a tier's hosts share (round robin), by the group that shares them.
+SHARED_NAMES = (('smtp', 'mail_smtp'), ('imap', 'mail_proxy'), ('mta-sts', 'mail_webmail'), ('mail', 'mail_mx'))
+
+
+def _names(host, site, inventory, acme):
+    """The service names clients use for a tier (round robin) are in the
+    certificate of each host behind them. An ACME certificate carries only
+    names the CA can check in the DNS: not the inventory's short name, nor
+    an address."""
+    name, groups, domain = host.name, site.groups, host.domain
+    names = ([] if acme else [name]) + ([host.fqdn] if host.fqdn else [])
+    if host.fqdn and name in groups['mail_smtp']:
+        names.append('smtp.%s' % domain)
+    if host.fqdn and name in groups['mail_proxy']:
+        names.extend(['imap.%s' % domain, 'pop3.%s' % domain])
+    if host.fqdn and site.nfs and name in groups['mail_mx']:
+        # The round-robin name of the servers, for mail and for clients.
+        names.append('mail.%s' % domain)
+    if name in groups['mail_webmail'] and host.mta_sts:
+        names.append('mta-sts.%s' % domain)
+    if name == site.primary_db and site.primary_remote:
+        # The address its readers and replicas connect to, which they
+        # verify against the certificate.
+        names.append(inventory.reach(name, 'the mail database primary, read over TLS'))
+    return unique(names)
+
+
+def _check_acme(host, site, inventory):
+    if not host.fqdn:
+        inventory.errors.append('%s: tls_source=acme needs mailstack_domain: the certificate names %s.<domain>'
+                                % (host.name, host.name))
+    if host.name in site.db_hosts and site.primary_remote:
+        inventory.errors.append('%s: tls_source=acme on a database host whose database is read or replicated over '
+                                'the network: its readers connect by address, which an ACME certificate does not '
+                                'name; give it lab_ca or provided' % host.name)
+
+
+def _check_acme_names(host, site, inventory, names):
+    """HTTP-01 asks the name's address: a name shared by several hosts (round
+    robin) reaches one of them, not always the one asking."""
+    for prefix, group in SHARED_NAMES:
+        name = '%s.%s' % (prefix, host.domain)
+        if name in names and len(site.groups[group]) > 1:
+            inventory.errors.append('%s: tls_source=acme cannot certify %s, which %s share: the ACME server checks '
+                                    'the name at one of their addresses; give that tier provided certificates'
+                                    % (host.name, name, ', '.join(site.groups[group])))
+
+
+def tls_options(host, site, inventory):
+    options = {}
+    acme = site.is_acme(host.name)
+    if acme:
+        _check_acme(host, site, inventory)
+    names = _names(host, site, inventory, acme)
+    if acme:
+        _check_acme_names(host, site, inventory, names)
+    if len(names) > 1 or acme:
+        options['tls_names'] = names
+    if acme and host.name in site.groups['mail_webmail']:
+        options['tls_acme_webroot'] = inventory.optional(host.name, 'webmail_acme_webroot') or ACME_WEBROOT
+    # The lab CA stays on one managed host, the same in every run.
+    options['tls_ca_host'] = next(h for group in GROUPS for h in site.groups.get(group, ()))
+    return options
+
+
+WIRING = role_wiring('tls', GROUPS, tls_options)

@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# Copyright: mailstack developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Role webmail: Roundcube, and the MTA-STS policy served by its web server."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring
+
+
+def webmail_options(host, site, inventory):
+    options = {}
+    # By the first name in their certificates; in the sharded topology the
+    # proxy and SMTP tiers, never a shard.
+    imap_hosts = site.groups['mail_proxy'] if site.sharded else site.groups['mail_store']
+    if imap_hosts:
+        options['webmail_imap_host'] = site.cert_name(imap_hosts[0])
+    if site.filtering_mx:
+        options['webmail_smtp_host'] = site.cert_name(site.filtering_mx[0])
+    if host.mta_sts:
+        options['webmail_mta_sts_server_name'] = 'mta-sts.%s' % host.domain
+        options['webmail_mta_sts_policy'] = host.mta_sts['text']
+    return options
+
+
+WIRING = role_wiring('webmail', ('mail_webmail',), webmail_options, publishes_mta_sts=True)

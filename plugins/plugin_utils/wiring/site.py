@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: mailstack developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The facts of the whole site that the roles' wiring shares, computed once
+(Site), and those of one host (HostFacts)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from collections import namedtuple
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.mta_sts import MTA_STS_MODES, mta_sts_policy
+
+# The clients of a database served over TLS verify it against the host's
+# trust store (the tls role adds the lab CA or the CA the inventory gives).
+SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
+
+# mailstack_mta_sts_mode: a policy mode, or 'off' to publish none.
+MTA_STS_CHOICES = ('off',) + MTA_STS_MODES
+
+# The groups whose hosts read the mail database (Postfix, Dovecot).
+DATABASE_READER_GROUPS = ('mail_mx', 'mail_smtp', 'mail_store', 'mail_proxy')
+
+
+def _first(hosts):
+    return hosts[0] if hosts else None
+
+
+class Site(object):
+    """The topology and what every role's wiring derives from it: groups (each
+    mail group's hosts), the database primary and replicas, whether the
+    primary is read over the network and serves TLS, the filter host, the
+    mail servers that hand mail to it, the NFS and iSCSI hosts."""
+
+    def __init__(self, groups, topology, inventory):
+        self.groups = groups
+        self.topology = topology
+        self.decision = {'topology': topology, 'groups': groups}
+        self.inventory = inventory
+        self.mail_hosts = sorted(set(h for members in groups.values() for h in members))
+        self.db_hosts = list(groups['mail_db']) + list(groups['mail_db_replica'])
+        self.primary_db = _first(groups['mail_db'])
+        self.replicas = list(groups['mail_db_replica'])
+        self.filter_host = _first(groups['mail_filter'])
+        self.filtering_mx = [h for h in groups['mail_mx'] if h not in groups['mail_backup_mx']] + list(groups['mail_smtp'])
+        self.sharded = topology == 'sharded'
+        # Several servers on one NFS store, each user pinned to one of them by
+        # the same mailbox_host table as the shards.
+        self.nfs = topology == 'nfs_shared'
+        self.nfs_host = _first(groups['mail_nfs']) if self.nfs else None
+        self.san_host = _first(groups['mail_san']) if self.nfs else None
+        # The primary serves TLS, and requires it of every remote account,
+        # when another host reads it or replicates it.
+        self.primary_remote = self.primary_db is not None and (bool(self.replicas) or any(
+            h not in self.db_hosts for group in DATABASE_READER_GROUPS for h in groups[group]))
+        if self.primary_db is not None and inventory.is_set(self.primary_db, 'mail_database_tls'):
+            self.primary_tls = bool(inventory.get(self.primary_db, 'mail_database_tls'))
+        else:
+            self.primary_tls = self.primary_remote
+
+    def db_host_seen_from(self, host):
+        """A database host (primary or replica: a backup MX reads its own
+        replica) uses the local socket; others reach the primary."""
+        if host in self.db_hosts or self.primary_db is None:
+            return 'localhost'
+        return self.inventory.reach(self.primary_db, 'the mail database primary, read by %s' % host)
+
+    def db_ca_file(self, host):
+        """Verify the primary's certificate when host reads it over the network."""
+        return SYSTEM_CA_BUNDLE if self.primary_tls and self.db_host_seen_from(host) != 'localhost' else ''
+
+    def is_acme(self, host):
+        return self.inventory.optional(host, 'tls_source') == 'acme'
+
+    def fqdn(self, host):
+        domain = self.inventory.optional(host, 'mailstack_domain')
+        return '%s.%s' % (host, domain) if domain else None
+
+    def cert_name(self, host):
+        """The first name in host's certificate: its inventory name, or with
+        ACME its name in the mail domain."""
+        return (self.fqdn(host) or host) if self.is_acme(host) else host
+
+
+# One host: name, the roles it runs (names, in play order), its mail domain
+# and its name in it (or None), the MTA-STS policy it publishes or serves
+# (mta_sts.py's {'text', 'id', 'mx'}, or None).
+HostFacts = namedtuple('HostFacts', 'name roles domain fqdn mta_sts')
+
+
+def host_facts(name, roles, site, wants_mta_sts):
+    """The facts of one host; wants_mta_sts: one of its roles publishes the policy."""
+    domain = site.inventory.optional(name, 'mailstack_domain')
+    mta_sts = _mta_sts(name, site, domain) if domain and wants_mta_sts else None
+    return HostFacts(name, roles, domain, site.fqdn(name), mta_sts)
+
+
+def _mta_sts(host, site, domain):
+    """The domain's MTA-STS policy, or None when none is published."""
+    inventory = site.inventory
+    mode = inventory.optional(host, 'mailstack_mta_sts_mode', 'testing')
+    if mode not in MTA_STS_CHOICES:
+        inventory.errors.append("%s: mailstack_mta_sts_mode must be one of %s, not %r"
+                                % (host, ', '.join(MTA_STS_CHOICES), mode))
+        return None
+    if mode == 'off':
+        return None
+    if not site.groups['mail_webmail']:
+        # The policy is served by the webmail hosts' web server. Only a
+        # demand to enforce is an error: 'testing' is the default (and what
+        # an AWX survey sends when left alone).
+        if mode == 'enforce':
+            inventory.errors.append("%s: mailstack_mta_sts_mode is %r but the inventory has no 'mail_webmail' host "
+                                    "to serve the policy at https://mta-sts.%s/ (set it to 'off', or add one)"
+                                    % (host, mode, domain))
+        return None
+    max_age = inventory.optional(host, 'mailstack_mta_sts_max_age', 604800)
+    if isinstance(max_age, str) and max_age.isdigit():
+        max_age = int(max_age)  # as a survey or -e gives it
+    try:
+        return mta_sts_policy(site.decision, domain, mode, max_age)
+    except AnsibleFilterError as e:
+        inventory.errors.append('%s: mailstack_mta_sts_max_age: %s' % (host, e))
+        return None
