@@ -12,8 +12,9 @@ the password the replica stores (its master info file), the option files that
 hand passwords to mariadb-dump and the mariadb client, and the snapshot pipe
 that copies the primary's databases while reading their GTID position.
 
-Everything here that decides something is a pure function, tested in
-tests/unit/plugins/modules/test_replication_*.py.
+Everything here that decides something is a pure function (plain data in, a
+decision out: what state=started does, from what the pre-flight found, too),
+tested in tests/unit/plugins/modules/test_replication_*.py; the modules do the I/O.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -551,6 +552,153 @@ def password_decision(update_password, stored, given, status):
     if stored != given:
         return True, 'the stored replication password differs from primary_password', None
     return False, None, None
+
+
+def primary_login_decision(params, errno, error):
+    """What a failed login of primary_user to the primary means, before anything changed.
+
+    Returns the account action that cures it ('set primary user password': the
+    account exists with another password, create_primary_user and
+    update_password=always); raises ReplicationError otherwise. ``error`` is the
+    server's error as text.
+    """
+    p = params
+    if errno == ER_ACCESS_DENIED and p['create_primary_user']:
+        if p['update_password'] != 'always':
+            raise ReplicationError(
+                'The replication account %r@%r exists on the primary %s:%d, but primary_password does not '
+                'log in with it: %s. With update_password=on_create an existing account keeps its password; '
+                'use update_password=always to change it (or check primary_user_host). Nothing was changed.'
+                % (p['primary_user'], p['primary_user_host'], p['primary_host'], p['primary_port'], error))
+        return 'set primary user password'
+    raise ReplicationError('Cannot log in to %s (primary_user): %s. Nothing was changed on the replica.'
+                           % (describe_primary(p, p['primary_user']), error))
+
+
+def primary_refusal(primary_facts, replica_server_id, where):
+    """Why nothing can replicate from this primary (a message), or None."""
+    if not primary_facts['is_mariadb']:
+        return 'The primary %s runs %s, not MariaDB. Nothing was changed.' % (where, primary_facts['version'])
+    if not primary_facts['log_bin']:
+        return ('The primary %s does not write a binary log (log_bin is OFF), so nothing can '
+                'replicate from it. Nothing was changed.' % where)
+    if primary_facts['server_id'] == replica_server_id:
+        return ('The primary %s and the replica have the same server_id (%d); every server in a '
+                'replication topology needs its own. Nothing was changed.' % (where, primary_facts['server_id']))
+    return None
+
+
+def grants_refusal(grants, user, where):
+    """The message when primary_user's own grants lack REPLICATION SLAVE, or None."""
+    if has_replication_privilege(grants):
+        return None
+    return ('The account %r on the primary %s lacks the REPLICATION SLAVE privilege '
+            '(grant it, or use create_primary_user). Nothing was changed.' % (user, where))
+
+
+def needs_stored_password(update_password, status, diffs, account_plan):
+    """Whether password_plan wants the password the replica stores (read from its data directory)."""
+    return (update_password == 'always' and status['configured'] and not diffs
+            and 'set primary user password' not in account_plan)
+
+
+def password_plan(update_password, stored, given, status, diffs, account_plan):
+    """(change, reason, warning) for MASTER_PASSWORD with state=started.
+
+    A configured connection whose account gets primary_password on the primary
+    is given it too; one whose settings stay is judged by password_decision;
+    otherwise CHANGE MASTER runs anyway and sets the password.
+    """
+    if 'set primary user password' in account_plan and status['configured']:
+        return True, 'the replication account gets primary_password on the primary', None
+    if status['configured'] and not diffs:
+        return password_decision(update_password, stored, given, status)
+    return False, None, None
+
+
+ACCOUNT_NOTES = {
+    'create primary user': 'create the replication account %r@%r on the primary',
+    'grant primary user': 'grant REPLICATION SLAVE to %r@%r on the primary',
+    'set primary user password': 'give %r@%r primary_password on the primary',
+}
+
+
+def started_plan(params, status, account_plan, diffs, password, snapshot):
+    """What state=started does, from what the pre-flight found (no I/O).
+
+    ``password``: (change, reason) from password_plan; ``snapshot``: (load, reason)
+    from snapshot_decision. Returns a dict: configure, stop, start (booleans),
+    steps (the (action, note) pairs in order) and restart_errors (why a thread that
+    stopped with an error is started again, or None).
+    """
+    p, st = params, status
+    pw_change, pw_reason = password
+    configure = bool(diffs) or pw_change or not st['configured']
+    threads_on = st['io_thread'] != 'No' or st['sql_thread'] != 'No'
+    stop = configure and st['configured'] and threads_on
+    start = configure or st['io_thread'] == 'No' or st['sql_thread'] == 'No'
+    account_id = (p['primary_user'], p['primary_user_host'])
+    steps = [(a, ACCOUNT_NOTES[a] % account_id) for a in account_plan]
+    if stop:
+        steps.append(('stop slave', 'stop slave'))
+    if snapshot[0]:
+        steps.append(('load snapshot', 'load a snapshot of %s (%s)' % (', '.join(p['databases']), snapshot[1])))
+        steps.append(('set gtid_slave_pos', 'set gtid_slave_pos'))
+    if configure:
+        if not st['configured']:
+            note = 'configure replication from %s:%d as %r' % (p['primary_host'], p['primary_port'], p['primary_user'])
+        else:
+            changes = describe_differences(current_settings(st), desired_settings(p), diffs)
+            if pw_change:
+                changes.append('password (%s)' % pw_reason)
+            note = 'change master: %s' % '; '.join(changes)
+        steps.append(('change master', note))
+    restart_errors = None
+    if start and not configure:
+        why = [x for x in (thread_problem(st, 'io'), thread_problem(st, 'sql')) if x]
+        steps.append(('start slave', 'start replication (%s)' % '; '.join(why)))
+        if st['last_sql_errno'] or st['last_io_errno']:
+            restart_errors = '; '.join(why)
+    elif start:
+        steps.append(('start slave', 'start slave'))
+    return dict(configure=configure, stop=stop, start=start, steps=steps, restart_errors=restart_errors)
+
+
+def settings_view(status):
+    """The replication settings of a status dict with 'running' ({} when not configured)."""
+    view = current_settings(status)
+    if view:
+        view['running'] = status['io_thread'] != 'No' and status['sql_thread'] != 'No'
+    return view
+
+
+def started_diff(status, desired, password_changed):
+    """The diff of state=started: the settings before, and after the run."""
+    before = current_settings(status)
+    after = dict(before)
+    after.update((k, v) for k, v in desired.items() if v is not None)
+    after['running'] = True
+    if password_changed or not status['configured']:
+        after['password_changed'] = True
+    return dict(before=settings_view(status), after=after)
+
+
+def started_message(where, changed, notes, params, seconds_behind, check_mode=False):
+    """The msg of state=started."""
+    if check_mode:
+        if changed:
+            return 'Check mode: would %s.' % '; '.join(notes)
+        return 'Replication from %s is already as requested; nothing would change.' % where
+    if params['wait_timeout'] == 0:
+        reached = 'Not waited for (wait_timeout=0)'
+    elif params['max_lag'] == 0:
+        reached = 'caught up'
+    else:
+        reached = 'within max_lag (%s s behind)' % seconds_behind
+    if changed:
+        return 'Replication from %s: %s. %s.' % (where, '; '.join(notes), reached[0].upper() + reached[1:])
+    return 'Replication from %s is already as requested and %s; nothing changed.' % (
+        where, 'running' if params['wait_timeout'] == 0 else reached)
 
 
 def has_replication_privilege(grants):

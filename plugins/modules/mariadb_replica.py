@@ -368,13 +368,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import db_error_text, pymysql, require_pymysql
 from ansible_collections.mailops.mailstack.plugins.module_utils.replication import (
-    ER_ACCESS_DENIED, ER_NONEXISTING_GRANT, FATAL_IO_ERRNOS, ReplicationError, change_master_statement,
-    check_common_params, copy_snapshot, current_settings, desired_settings, describe_differences,
-    describe_primary, dump_command, fetch_slave_rows, find_connection, gtid_behind, has_replication_privilege,
-    load_command, merge_gtid_pos, open_connection, password_decision, primary_argument_spec,
-    primary_client_options, primary_target, read_stored_password, replica_argument_spec, replica_client_options,
-    replica_status, replica_target, server_facts, settings_differences, snapshot_decision, thread_problem,
-    with_health, write_option_file,
+    ER_NONEXISTING_GRANT, FATAL_IO_ERRNOS, ReplicationError, change_master_statement, check_common_params,
+    copy_snapshot, current_settings, desired_settings, describe_primary, dump_command, fetch_slave_rows,
+    find_connection, grants_refusal, gtid_behind, has_replication_privilege, load_command, merge_gtid_pos,
+    needs_stored_password, open_connection, password_plan, primary_argument_spec, primary_client_options,
+    primary_login_decision, primary_refusal, primary_target, read_stored_password, replica_argument_spec,
+    replica_client_options, replica_status, replica_target, server_facts, settings_differences, settings_view,
+    snapshot_decision, started_diff, started_message, started_plan, thread_problem, with_health,
+    write_option_file,
 )
 
 POLL_INTERVAL = 0.5
@@ -502,20 +503,50 @@ class Job(object):
             raise ReplicationError('Cannot connect to %s (%s): %s. Nothing was changed on the replica.'
                                    % (describe_primary(self.p, user), option, db_error_text(e)))
 
-    def settings_view(self, status):
-        view = current_settings(status)
-        if view:
-            view['running'] = status['io_thread'] != 'No' and status['sql_thread'] != 'No'
-        return view
-
     # --- state=started ----------------------------------------------------
 
     def started(self):
         p = self.p
         self.connect_replica()
         st = self.status
+        account_plan, pfacts = self.preflight()
+        where = '%s:%d' % (p['primary_host'], p['primary_port'])
+        snapshot = snapshot_decision(
+            p['snapshot'], st['configured'], st['gtid_slave_pos'], pfacts['gtid_binlog_pos'], self.tables_by_db(),
+            p['databases'])
+        if snapshot[0]:
+            self.check_snapshot_prerequisites()
+        desired = desired_settings(p)
+        diffs = settings_differences(current_settings(st), desired)
+        stored = None
+        if needs_stored_password(p['update_password'], st, diffs, account_plan):
+            stored = read_stored_password(self.facts['datadir'], self.cn, st)
+        pw_change, pw_reason, warning = password_plan(p['update_password'], stored, p['primary_password'], st,
+                                                      diffs, account_plan)
+        if warning:
+            self.module.warn(warning)
+        plan = started_plan(p, st, account_plan, diffs, (pw_change, pw_reason), snapshot)
+        for action, note in plan['steps']:
+            self.do(action, note)
+        if self.module.check_mode and plan['restart_errors']:
+            self.module.warn('Replication had stopped with an error (%s); the module starts it once and fails '
+                             'if the error comes back.' % plan['restart_errors'])
+        if snapshot[0]:
+            self.snapshot = dict(databases=list(p['databases']), gtid_pos=None, bytes=None)
+        self.diff = started_diff(st, desired, pw_change)
+        if self.module.check_mode:
+            self.changed = bool(self.actions)
+            self.status = with_health(st, p['max_lag'])
+            self.msg = started_message(where, self.changed, self.notes, p, None, check_mode=True)
+            return
+        self.apply_started(account_plan, plan, desired, diffs, snapshot[0])
+        self.wait(where)
+        self.msg = started_message(where, self.changed, self.notes, p, self.status['seconds_behind'])
+
+    def preflight(self):
+        """Log in to the primary and check it; returns (account plan, the primary's facts). Changes nothing."""
+        p = self.p
         account_plan = []
-        account_id = (p['primary_user'], p['primary_user_host'])
         if p['primary_login_user']:
             self.admin = self.connect_primary(p['primary_login_user'], p['primary_login_password'], 'primary_login_user')
         if p['create_primary_user']:
@@ -525,113 +556,27 @@ class Job(object):
                 self.repl = open_connection(primary_target(p, p['primary_user'], p['primary_password']))
             except (pymysql.err.MySQLError, OSError) as e:
                 errno = getattr(e, 'args', [None])[0]
-                if errno == ER_ACCESS_DENIED and p['create_primary_user']:
-                    if p['update_password'] != 'always':
-                        raise ReplicationError(
-                            'The replication account %r@%r exists on the primary %s:%d, but primary_password does not '
-                            'log in with it: %s. With update_password=on_create an existing account keeps its password; '
-                            'use update_password=always to change it (or check primary_user_host). Nothing was changed.'
-                            % (account_id + (p['primary_host'], p['primary_port'], db_error_text(e))))
-                    account_plan.append('set primary user password')
-                else:
-                    raise ReplicationError('Cannot log in to %s (primary_user): %s. Nothing was changed on the replica.'
-                                           % (describe_primary(p, p['primary_user']), db_error_text(e)))
-        pconn = self.repl or self.admin
-        pfacts = server_facts(pconn)
+                account_plan.append(primary_login_decision(p, errno, db_error_text(e)))
+        pfacts = server_facts(self.repl or self.admin)
         self.primary = dict(host=p['primary_host'], port=p['primary_port'], server_id=pfacts['server_id'],
                             version=pfacts['version'], gtid_binlog_pos=pfacts['gtid_binlog_pos'])
         where = '%s:%d' % (p['primary_host'], p['primary_port'])
-        if not pfacts['is_mariadb']:
-            raise ReplicationError('The primary %s runs %s, not MariaDB. Nothing was changed.' % (where, pfacts['version']))
-        if not pfacts['log_bin']:
-            raise ReplicationError('The primary %s does not write a binary log (log_bin is OFF), so nothing can '
-                                   'replicate from it. Nothing was changed.' % where)
-        if pfacts['server_id'] == self.facts['server_id']:
-            raise ReplicationError('The primary %s and the replica have the same server_id (%d); every server in a '
-                                   'replication topology needs its own. Nothing was changed.'
-                                   % (where, pfacts['server_id']))
+        refusal = primary_refusal(pfacts, self.facts['server_id'], where)
+        if refusal:
+            raise ReplicationError(refusal)
         if self.repl is not None and not p['create_primary_user']:
             with self.repl.cursor() as cur:
                 cur.execute('SHOW GRANTS')
                 grants = [r[0] for r in cur.fetchall()]
-            if not has_replication_privilege(grants):
-                raise ReplicationError('The account %r on the primary %s lacks the REPLICATION SLAVE privilege '
-                                       '(grant it, or use create_primary_user). Nothing was changed.'
-                                       % (p['primary_user'], where))
+            refusal = grants_refusal(grants, p['primary_user'], where)
+            if refusal:
+                raise ReplicationError(refusal)
+        return account_plan, pfacts
 
-        # --- what the replica needs
-        tables = self.tables_by_db()
-        snapshot, snapshot_reason = snapshot_decision(
-            p['snapshot'], st['configured'], st['gtid_slave_pos'], pfacts['gtid_binlog_pos'], tables, p['databases'])
-        if snapshot:
-            self.check_snapshot_prerequisites()
-        before = current_settings(st)
-        desired = desired_settings(p)
-        diffs = settings_differences(before, desired)
-        pw_change, pw_reason = False, None
-        if 'set primary user password' in account_plan and st['configured']:
-            pw_change, pw_reason = True, 'the replication account gets primary_password on the primary'
-        elif st['configured'] and not diffs:
-            stored = None
-            if p['update_password'] == 'always':
-                stored = read_stored_password(self.facts['datadir'], self.cn, st)
-            pw_change, pw_reason, warning = password_decision(p['update_password'], stored, p['primary_password'], st)
-            if warning:
-                self.module.warn(warning)
-        configure = bool(diffs) or pw_change or not st['configured']
-        threads_on = st['io_thread'] != 'No' or st['sql_thread'] != 'No'
-        stop = configure and st['configured'] and threads_on
-        start = configure or st['io_thread'] == 'No' or st['sql_thread'] == 'No'
-
-        account_notes = {
-            'create primary user': 'create the replication account %r@%r on the primary',
-            'grant primary user': 'grant REPLICATION SLAVE to %r@%r on the primary',
-            'set primary user password': 'give %r@%r primary_password on the primary',
-        }
-        for a in account_plan:
-            self.do(a, account_notes[a] % account_id)
-        if stop:
-            self.do('stop slave')
-        if snapshot:
-            self.do('load snapshot', 'load a snapshot of %s (%s)' % (', '.join(p['databases']), snapshot_reason))
-            self.do('set gtid_slave_pos')
-            self.snapshot = dict(databases=list(p['databases']), gtid_pos=None, bytes=None)
-        if configure:
-            if not st['configured']:
-                note = 'configure replication from %s:%d as %r' % (p['primary_host'], p['primary_port'], p['primary_user'])
-            else:
-                changes = describe_differences(before, desired, diffs)
-                if pw_change:
-                    changes.append('password (%s)' % pw_reason)
-                note = 'change master: %s' % '; '.join(changes)
-            self.do('change master', note)
-        if start:
-            if not configure:
-                why = [x for x in (thread_problem(st, 'io'), thread_problem(st, 'sql')) if x]
-                self.do('start slave', 'start replication (%s)' % '; '.join(why))
-                if self.module.check_mode and (st['last_sql_errno'] or st['last_io_errno']):
-                    self.module.warn('Replication had stopped with an error (%s); the module starts it once and fails '
-                                     'if the error comes back.' % '; '.join(why))
-            else:
-                self.do('start slave')
-
-        after = dict(before)
-        after.update((k, v) for k, v in desired.items() if v is not None)
-        after['running'] = True
-        if pw_change or not st['configured']:
-            after['password_changed'] = True
-        self.diff = dict(before=self.settings_view(st), after=after)
-
-        if self.module.check_mode:
-            self.changed = bool(self.actions)
-            self.status = with_health(st, p['max_lag'])
-            if self.actions:
-                self.msg = 'Check mode: would %s.' % '; '.join(self.notes)
-            else:
-                self.msg = 'Replication from %s is already as requested; nothing would change.' % where
-            return
-
-        # --- apply: the primary first, then the replica
+    def apply_started(self, account_plan, plan, desired, diffs, snapshot):
+        """Carry out the plan: the primary first, then the replica."""
+        p = self.p
+        account_id = (p['primary_user'], p['primary_user_host'])
         self.apply_account(account_plan, account_id)
         if self.repl is None:
             try:
@@ -641,8 +586,8 @@ class Job(object):
                                        '(does primary_user_host cover the replica\'s address?). Nothing was changed on '
                                        'the replica.' % (account_id + (describe_primary(p, p['primary_user']),
                                                                        db_error_text(e))))
-        fresh = not st['configured']
-        if stop:
+        fresh = not self.status['configured']
+        if plan['stop']:
             self.replica_sql('STOP SLAVE %s', (self.cn,), 'STOP SLAVE')
             self.changed = True
         restore = None
@@ -650,11 +595,11 @@ class Job(object):
             restore = self.load_snapshot()
             self.changed = True
         try:
-            if configure:
+            if plan['configure']:
                 sql, args = change_master_statement(self.cn, desired, diffs, p['primary_password'])
                 self.replica_sql(sql, args, 'CHANGE MASTER')
                 self.changed = True
-            if start:
+            if plan['start']:
                 self.replica_sql('START SLAVE %s', (self.cn,), 'START SLAVE')
                 self.changed = True
         except ReplicationError as e:
@@ -662,18 +607,6 @@ class Job(object):
                 undone = self.undo_fresh(restore)
                 raise ReplicationError('%s %s' % (e.msg, undone))
             raise
-        self.wait(where)
-        if p['wait_timeout'] == 0:
-            reached = 'Not waited for (wait_timeout=0)'
-        elif p['max_lag'] == 0:
-            reached = 'caught up'
-        else:
-            reached = 'within max_lag (%s s behind)' % self.status['seconds_behind']
-        if self.changed:
-            self.msg = 'Replication from %s: %s. %s.' % (where, '; '.join(self.notes), reached[0].upper() + reached[1:])
-        else:
-            self.msg = 'Replication from %s is already as requested and %s; nothing changed.' % (
-                where, 'running' if p['wait_timeout'] == 0 else reached)
 
     def tables_by_db(self):
         rows = self.replica_sql(
@@ -867,7 +800,7 @@ class Job(object):
         self.connect_replica()
         st = self.status
         state = self.p['state']
-        before = self.settings_view(st)
+        before = settings_view(st)
         if not st['configured']:
             self.diff = dict(before={}, after={})
             self.msg = 'No replication connection %r is configured; nothing to do.' % self.cn

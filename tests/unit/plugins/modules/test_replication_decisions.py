@@ -177,3 +177,163 @@ def test_invalid_options_name_the_option(change, fragment):
 def test_quote_ident():
     assert mariadb_replica.quote_ident('mail') == '`mail`'
     assert mariadb_replica.quote_ident('we`ird') == '`we``ird`'
+
+
+# --- state=started: the plan from what the pre-flight found --------------------------------
+
+UNCONFIGURED = rep.replica_status(None, FACTS, '')
+STOPPED_WITH_ERROR = dict(Slave_SQL_Running='No', Last_SQL_Errno=1062, Last_SQL_Error='Duplicate entry',
+                          Seconds_Behind_Master=None)
+
+
+@pytest.mark.parametrize('errno, change, expected', [
+    (1045, dict(create_primary_user=True, update_password='always'), 'set primary user password'),
+    (1045, dict(create_primary_user=True), "exists on the primary 192.0.2.10:3306, but primary_password does not"),
+    (1045, dict(), "Cannot log in to the primary 192.0.2.10:3306 as 'replicator' (primary_user): (1045) denied."),
+    (2003, dict(create_primary_user=True, update_password='always'), 'Cannot log in to the primary'),
+])
+def test_primary_login_decision(errno, change, expected):
+    p = params(**change)
+    if expected.startswith('set '):
+        assert rep.primary_login_decision(p, errno, '(1045) denied') == expected
+        return
+    with pytest.raises(rep.ReplicationError) as e:
+        rep.primary_login_decision(p, errno, '(%d) denied' % errno)
+    assert expected in e.value.msg and 'Nothing was changed' in e.value.msg and 'pw' not in e.value.msg
+
+
+PRIMARY = dict(is_mariadb=True, version='10.11.6-MariaDB-log', log_bin=True, server_id=1)
+
+
+@pytest.mark.parametrize('change, replica_id, expected', [
+    (dict(), 2, None),
+    (dict(is_mariadb=False, version='8.0.36'), 2, 'The primary db1:3306 runs 8.0.36, not MariaDB.'),
+    (dict(log_bin=False), 2, 'does not write a binary log (log_bin is OFF)'),
+    (dict(), 1, 'the replica have the same server_id (1)'),
+    (dict(is_mariadb=False, log_bin=False, version='8.0.36'), 1, 'not MariaDB'),  # the first refusal wins
+])
+def test_primary_refusal(change, replica_id, expected):
+    msg = rep.primary_refusal(dict(PRIMARY, **change), replica_id, 'db1:3306')
+    if expected is None:
+        assert msg is None
+    else:
+        assert expected in msg and msg.endswith('Nothing was changed.')
+
+
+@pytest.mark.parametrize('grants, refused', [
+    (["GRANT REPLICATION SLAVE ON *.* TO `replicator`@`%`"], False),
+    (["GRANT USAGE ON *.* TO `replicator`@`%`", "GRANT SELECT ON `mail`.* TO `replicator`@`%`"], True),
+    ([], True),
+])
+def test_grants_refusal(grants, refused):
+    msg = rep.grants_refusal(grants, 'replicator', 'db1:3306')
+    assert (msg is not None) == refused
+    if refused:
+        assert "'replicator' on the primary db1:3306 lacks the REPLICATION SLAVE privilege" in msg
+
+
+@pytest.mark.parametrize('update_password, st, diffs, account_plan, needed', [
+    ('always', status(), [], [], True),
+    ('on_create', status(), [], [], False),
+    ('always', UNCONFIGURED, [], [], False),
+    ('always', status(), ['primary_port'], [], False),
+    ('always', status(), [], ['set primary user password'], False),
+])
+def test_needs_stored_password(update_password, st, diffs, account_plan, needed):
+    assert rep.needs_stored_password(update_password, st, diffs, account_plan) is needed
+
+
+@pytest.mark.parametrize('st, diffs, account_plan, stored, expected', [
+    (status(), [], ['set primary user password'], None,
+     (True, 'the replication account gets primary_password on the primary', None)),
+    (status(), [], [], 'pw', (False, None, None)),
+    (status(), [], [], 'old', (True, 'the stored replication password differs from primary_password', None)),
+    (status(), ['primary_port'], [], 'old', (False, None, None)),  # CHANGE MASTER sets it anyway
+    (UNCONFIGURED, [], ['set primary user password'], None, (False, None, None)),
+])
+def test_password_plan(st, diffs, account_plan, stored, expected):
+    assert rep.password_plan('always', stored, 'pw', st, diffs, account_plan) == expected
+
+
+NO_SNAPSHOT = (False, 'replication is already configured; it continues from its own position')
+NO_PASSWORD = (False, None)
+
+
+@pytest.mark.parametrize('st, diffs, password, snapshot, account_plan, flags, actions', [
+    # already as asked and running: nothing
+    (status(), [], NO_PASSWORD, NO_SNAPSHOT, [], (False, False, False), []),
+    # a new replica with a snapshot and a new account
+    (UNCONFIGURED, rep.SETTING_KEYS[:4], NO_PASSWORD, (True, 'the replica holds none of mail'),
+     ['create primary user'], (True, False, True),
+     ['create primary user', 'load snapshot', 'set gtid_slave_pos', 'change master', 'start slave']),
+    # another port: stop, change, start
+    (status(), ['primary_port'], NO_PASSWORD, NO_SNAPSHOT, [], (True, True, True),
+     ['stop slave', 'change master', 'start slave']),
+    # only the password
+    (status(), [], (True, 'the stored replication password differs from primary_password'), NO_SNAPSHOT, [],
+     (True, True, True), ['stop slave', 'change master', 'start slave']),
+    # a stopped thread is started again, nothing configured
+    (status(**STOPPED_WITH_ERROR), [], NO_PASSWORD, NO_SNAPSHOT, [], (False, False, True), ['start slave']),
+    # both threads stopped and settings changed: no STOP SLAVE first
+    (status(Slave_IO_Running='No', Slave_SQL_Running='No'), ['primary_host'], NO_PASSWORD, NO_SNAPSHOT,
+     ['grant primary user'], (True, False, True), ['grant primary user', 'change master', 'start slave']),
+])
+def test_started_plan_actions(st, diffs, password, snapshot, account_plan, flags, actions):
+    plan = rep.started_plan(params(primary_port=3307 if diffs == ['primary_port'] else 3306), st, account_plan,
+                            list(diffs), password, snapshot)
+    assert (plan['configure'], plan['stop'], plan['start']) == flags
+    assert [a for a, _note in plan['steps']] == actions
+
+
+def test_started_plan_notes():
+    fresh = rep.started_plan(params(create_primary_user=True), UNCONFIGURED, ['create primary user'],
+                             list(rep.SETTING_KEYS[:4]), NO_PASSWORD, (True, 'the replica holds none of mail'))
+    notes = dict(fresh['steps'])
+    assert notes['create primary user'] == "create the replication account 'replicator'@'%' on the primary"
+    assert notes['load snapshot'] == 'load a snapshot of mail (the replica holds none of mail)'
+    assert notes['change master'] == "configure replication from 192.0.2.10:3306 as 'replicator'"
+    assert notes['start slave'] == 'start slave' and fresh['restart_errors'] is None
+
+    changed = rep.started_plan(params(primary_port=3307), status(), [], ['primary_port'],
+                               (True, 'the stored replication password differs from primary_password'), NO_SNAPSHOT)
+    assert dict(changed['steps'])['change master'] == (
+        'change master: primary_port 3306 -> 3307; password (the stored replication password differs from '
+        'primary_password)')
+
+
+def test_started_plan_restart_after_error():
+    plan = rep.started_plan(params(), status(**STOPPED_WITH_ERROR), [], [], NO_PASSWORD, NO_SNAPSHOT)
+    assert plan['steps'] == [('start slave', 'start replication (the SQL thread is not running, error 1062: '
+                                             'Duplicate entry)')]
+    assert plan['restart_errors'] == 'the SQL thread is not running, error 1062: Duplicate entry'
+    # stopped without an error: started again, nothing to warn about
+    plain = rep.started_plan(params(), status(Slave_SQL_Running='No'), [], [], NO_PASSWORD, NO_SNAPSHOT)
+    assert plain['start'] and plain['restart_errors'] is None
+
+
+def test_started_diff():
+    desired = rep.desired_settings(params(primary_port=3307))
+    diff = rep.started_diff(status(), desired, False)
+    assert diff['before']['primary_port'] == 3306 and diff['before']['running'] is True
+    assert diff['after']['primary_port'] == 3307 and diff['after']['running'] is True
+    assert 'password_changed' not in diff['after']
+    assert diff['after']['connect_retry'] == 60  # not managed: kept
+    fresh = rep.started_diff(UNCONFIGURED, rep.desired_settings(params()), False)
+    assert fresh['before'] == {} and fresh['after']['password_changed'] is True
+    assert rep.started_diff(status(), desired, True)['after']['password_changed'] is True
+
+
+@pytest.mark.parametrize('change, changed, notes, check_mode, expected', [
+    (dict(), True, ['stop slave', 'change master: x'], True, 'Check mode: would stop slave; change master: x.'),
+    (dict(), False, [], True, 'Replication from db1:3306 is already as requested; nothing would change.'),
+    (dict(), True, ['start slave'], False, 'Replication from db1:3306: start slave. Caught up.'),
+    (dict(max_lag=30), True, ['start slave'], False,
+     'Replication from db1:3306: start slave. Within max_lag (4 s behind).'),
+    (dict(wait_timeout=0), True, ['start slave'], False,
+     'Replication from db1:3306: start slave. Not waited for (wait_timeout=0).'),
+    (dict(), False, [], False, 'Replication from db1:3306 is already as requested and caught up; nothing changed.'),
+    (dict(wait_timeout=0), False, [], False,
+     'Replication from db1:3306 is already as requested and running; nothing changed.'),
+])
+def test_started_message(change, changed, notes, check_mode, expected):
+    assert rep.started_message('db1:3306', changed, notes, params(**change), 4, check_mode=check_mode) == expected
