@@ -48,8 +48,8 @@ description:
   - Why a module of our own - M(ansible.posix.synchronize) would copy a renamed message a second
     time (or, with C(delete), remove mail that arrived only on the target), copies C(tmp/) and
     Dovecot's indexes, and reports no counts.
-  - The logic lives in the module utility C(maildir_sync.py), which is also a standalone program
-    for hosts without Ansible (a systemd timer) - C(python3 maildir_sync.py --config sync.json [--check]),
+  - The logic lives in the module utilities C(maildir_sync_*.py); C(maildir_sync.py) beside them is a standalone
+    program for hosts without Ansible (a systemd timer) - C(python3 maildir_sync.py --config sync.json [--check]),
     with the options of this module as a JSON object; it prints the result as one line of JSON.
 options:
   src:
@@ -318,16 +318,16 @@ rc:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mailops.mailstack.plugins.module_utils.maildir_sync import (
-    SyncError, argument_spec, sync,
-)
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildir_sync_options import SyncError, argument_spec
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildir_sync_run import sync
 
 
 def main():
+    # AnsibleModule checks and converts the options' types; sync() checks the rest.
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     error = None
     try:
-        result = sync(module.params, check_mode=module.check_mode, coerce=False)
+        result = sync(module.params, check_mode=module.check_mode)
     except SyncError as e:
         error = e
     if error is not None:  # outside the except block: a user error, not a traceback
