@@ -6,28 +6,28 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 
-class ModuleDocFragment(object):
-
-    # Connection options shared by the mail_* modules (module_utils/maildb.py)
-    DOCUMENTATION = r'''
-options:
+# The connection options of every module that talks to MariaDB
+# (mariadb_connection_spec in module_utils/maildb.py), written once: the
+# options of the DOCUMENTATION and CONNECTION fragments below.
+_CONNECTION_OPTIONS = r'''
   login_host:
     description:
-      - Host running the mail database (MariaDB).
-      - Ignored when O(login_unix_socket) is set.
+      - Host of the MariaDB server, reached over TCP. Ignored when O(login_unix_socket) is set.
+      - When neither this nor O(login_unix_socket) is given, the mail database modules connect to
+        V(localhost) over TCP; M(mailops.mailstack.mariadb_replica) and
+        M(mailops.mailstack.mariadb_replica_info), which run on the replica host itself, to its
+        socket C(/run/mysqld/mysqld.sock) (Debian's).
     type: str
-    default: localhost
   login_port:
     description:
-      - TCP port of the mail database.
+      - TCP port of the server, with O(login_host).
     type: int
     default: 3306
   login_user:
     description:
-      - The account to connect as; it needs read and write access to the mail tables
-        (and DDL rights for M(mailops.mailstack.mail_schema)).
+      - The account to connect as (the notes say which rights it needs).
       - When omitted, PyMySQL uses the name of the user running the module, which suits
-        C(unix_socket) authentication as root over O(login_unix_socket).
+        C(unix_socket) authentication as root over the socket.
     type: str
   login_password:
     description:
@@ -38,16 +38,24 @@ options:
       - Path to the server's Unix socket, for example C(/run/mysqld/mysqld.sock). When set,
         O(login_host) and O(login_port) are ignored.
     type: str
-  ca_cert:
+  connect_timeout:
+    description:
+      - Connection timeout in seconds (M(mailops.mailstack.mariadb_replica) uses it for the primary too).
+    type: int
+    default: 30
+'''
+
+
+class ModuleDocFragment(object):
+
+    # The mail database modules (maildb_argument_spec): the connection, TLS
+    # and the database.
+    DOCUMENTATION = r'''
+options:''' + _CONNECTION_OPTIONS + r'''  ca_cert:
     description:
       - Path to a CA certificate; when set the connection uses TLS and verifies the server
         certificate against it.
     type: path
-  connect_timeout:
-    description:
-      - Connection timeout in seconds.
-    type: int
-    default: 30
   database:
     description:
       - Name of the mail database.
@@ -58,7 +66,14 @@ requirements:
   - PyMySQL on the host that runs the module.
 notes:
   - The mail schema must exist (M(mailops.mailstack.mail_schema) or the C(mail_database) role).
+  - O(login_user) needs read and write access to the mail tables (and DDL rights for
+    M(mailops.mailstack.mail_schema)).
 '''
+
+    # Only the connection (mariadb_connection_spec): the replication modules,
+    # with mailops.mailstack.mariadb_replica.
+    CONNECTION = r'''
+options:''' + _CONNECTION_OPTIONS
 
     # Attributes shared by the mail database modules; a module states only
     # where it differs (mailops.mailstack.maildb.attributes).

@@ -8,44 +8,11 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # The connection to the replica, shared by mariadb_replica and
-    # mariadb_replica_info (module_utils/replication.py).
+    # The replication connection and what the replica login needs, shared by
+    # mariadb_replica and mariadb_replica_info (module_utils/replication.py);
+    # the login itself is mailops.mailstack.maildb.connection.
     DOCUMENTATION = r'''
 options:
-  login_user:
-    description:
-      - The account on the replica to connect as. It needs C(SUPER) (or C(REPLICATION SLAVE ADMIN),
-        C(SLAVE MONITOR) and, to load a snapshot, C(BINLOG ADMIN) and the rights to create the
-        snapshot's databases) - in practice C(root).
-      - When omitted, the name of the user running the module, which suits C(unix_socket)
-        authentication as root over the default socket.
-    type: str
-  login_password:
-    description:
-      - The password of O(login_user).
-    type: str
-  login_unix_socket:
-    description:
-      - Path to the replica server's Unix socket.
-      - When neither this nor O(login_host) is given, C(/run/mysqld/mysqld.sock) (Debian's).
-    type: str
-  login_host:
-    description:
-      - Host of the replica server, when it is reached over TCP. Ignored when O(login_unix_socket)
-        is set.
-      - The modules are meant to run on the replica host itself; M(mailops.mailstack.mariadb_replica)
-        also runs the C(mariadb) client there to load a snapshot.
-    type: str
-  login_port:
-    description:
-      - TCP port of the replica server, with O(login_host).
-    type: int
-    default: 3306
-  connect_timeout:
-    description:
-      - Connection timeout in seconds (M(mailops.mailstack.mariadb_replica) uses it for the primary too).
-    type: int
-    default: 10
   connection_name:
     description:
       - The replication connection (MariaDB multi-source replication). The default, the empty
@@ -54,6 +21,12 @@ options:
     default: ''
 requirements:
   - PyMySQL on the replica host (the host that runs the module).
+notes:
+  - O(login_user) is an account on the replica. It needs C(SUPER) (or C(REPLICATION SLAVE ADMIN),
+    C(SLAVE MONITOR) and, to load a snapshot, C(BINLOG ADMIN) and the rights to create the
+    snapshot's databases) - in practice C(root).
+  - The modules are meant to run on the replica host itself; M(mailops.mailstack.mariadb_replica)
+    also runs the C(mariadb) client there to load a snapshot.
 '''
 
     # The connections to the primary (mariadb_replica).

@@ -4,9 +4,9 @@
 
 """Connection to the mail database and helpers shared by the provisioning modules.
 
-Everything that talks to MariaDB goes through here: the shared connection
-options (documented once in the ``mailops.mailstack.maildb`` doc fragment),
-the PyMySQL connection, the schema version check, batched SQL helpers, the
+Everything that talks to MariaDB goes through here: the connection options
+every such module shares (documented once in the ``mailops.mailstack.maildb``
+doc fragment), the PyMySQL connection, the schema version check, batched SQL helpers, the
 result counters and the error collector that names the offending entry and
 field.
 """
@@ -35,18 +35,38 @@ MAX_ERRORS_RETURNED = 1000
 MAX_DIFF_ITEMS = 1000
 
 
-def maildb_argument_spec():
-    """Connection options shared by every mail_* module (see the maildb doc fragment)."""
+# Where the mail database modules connect, over TCP, when neither login_host
+# nor login_unix_socket is given.
+DEFAULT_HOST = 'localhost'
+
+
+def mariadb_connection_spec():
+    """The connection options of every module that talks to MariaDB, with their one set of defaults.
+
+    Documented once (doc fragment ``mailops.mailstack.maildb.connection``, part of
+    ``mailops.mailstack.maildb``), as community.mysql's mysql_common_argument_spec.
+    login_host has no default: without it and without login_unix_socket the mail
+    database modules connect to DEFAULT_HOST over TCP (connect), the replication
+    modules, which run on the replica host, to its socket (replication.replica_target).
+    """
     return dict(
-        login_host=dict(type='str', default='localhost'),
+        login_host=dict(type='str'),
         login_port=dict(type='int', default=3306),
         login_user=dict(type='str'),
         login_password=dict(type='str', no_log=True),
         login_unix_socket=dict(type='str'),
-        ca_cert=dict(type='path'),
         connect_timeout=dict(type='int', default=30),
+    )
+
+
+def maildb_argument_spec():
+    """Options of every mail database module: the connection, TLS and the database (doc fragment maildb)."""
+    spec = mariadb_connection_spec()
+    spec.update(
+        ca_cert=dict(type='path'),
         database=dict(type='str', default='mail', aliases=['login_db']),
     )
+    return spec
 
 
 class MailDBError(Exception):
@@ -74,17 +94,18 @@ def connect(module, database=True):
     )
     if database:
         kwargs['database'] = p['database']
+    host = DEFAULT_HOST if p['login_host'] is None else p['login_host']
     if p['login_unix_socket']:
         kwargs['unix_socket'] = p['login_unix_socket']
     else:
-        kwargs['host'] = p['login_host']
+        kwargs['host'] = host
         kwargs['port'] = p['login_port']
     if p['ca_cert']:
         kwargs['ssl'] = {'ca': p['ca_cert']}
     try:
         return pymysql.connect(**kwargs)
     except pymysql.err.MySQLError as e:
-        where = p['login_unix_socket'] or '%s:%s' % (p['login_host'], p['login_port'])
+        where = p['login_unix_socket'] or '%s:%s' % (host, p['login_port'])
         module.fail_json(msg='Cannot connect to the mail database %r at %s as %r: %s'
                          % (p['database'], where, p['login_user'], db_error_text(e)))
 

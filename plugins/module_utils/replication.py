@@ -4,8 +4,10 @@
 
 """MariaDB GTID replication: what mariadb_replica and mariadb_replica_info share.
 
-The connection options (documented once in the ``mailops.mailstack.mariadb_replica``
-doc fragment), the PyMySQL connections to the replica and to the primary,
+The connection options (maildb's one MariaDB connection spec and the name of
+the replication connection; doc fragments ``mailops.mailstack.maildb.connection``
+and ``mailops.mailstack.mariadb_replica``), the PyMySQL connections to the
+replica and to the primary,
 ``SHOW ALL SLAVES STATUS`` turned into a plain status dict with a health verdict,
 GTID position arithmetic, the replication settings compared with what is asked,
 the password the replica stores (its master info file), the option files that
@@ -26,7 +28,7 @@ import re
 import subprocess
 import tempfile
 
-from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import pymysql
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import mariadb_connection_spec, pymysql
 
 DEFAULT_SOCKET = '/run/mysqld/mysqld.sock'
 # MariaDB error numbers the modules act on.
@@ -53,16 +55,13 @@ class ReplicationError(Exception):
 # --- options -----------------------------------------------------------------
 
 def replica_argument_spec():
-    """Options of the connection to the replica (doc fragment mailops.mailstack.mariadb_replica)."""
-    return dict(
-        login_user=dict(type='str'),
-        login_password=dict(type='str', no_log=True),
-        login_unix_socket=dict(type='str'),
-        login_host=dict(type='str'),
-        login_port=dict(type='int', default=3306),
-        connect_timeout=dict(type='int', default=10),
-        connection_name=dict(type='str', default=''),
-    )
+    """Options of the connection to the replica: the one MariaDB connection spec and connection_name.
+
+    Doc fragments mailops.mailstack.maildb.connection and mailops.mailstack.mariadb_replica.
+    """
+    spec = mariadb_connection_spec()
+    spec.update(connection_name=dict(type='str', default=''))
+    return spec
 
 
 def primary_argument_spec():
@@ -103,6 +102,8 @@ def replica_target(params):
         kwargs['user'] = user
     if params['login_password'] is not None:
         kwargs['password'] = params['login_password']
+    # Without login_host and login_unix_socket: the replica host's own socket
+    # (the mail database modules use TCP to localhost instead, maildb.connect).
     if params['login_unix_socket'] or not params['login_host']:
         sock = params['login_unix_socket'] or DEFAULT_SOCKET
         kwargs['unix_socket'] = sock
