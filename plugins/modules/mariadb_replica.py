@@ -220,105 +220,12 @@ msg:
   sample: "Replication from 192.0.2.10:3306 is already as requested and caught up; nothing changed."
 status:
   description:
-    - The replica's replication status after the run (before it, in check mode); the same as
-      M(mailops.mailstack.mariadb_replica_info) returns.
+    - The replica's replication status after the run (before it, in check mode).
+    - The same dict as M(mailops.mailstack.mariadb_replica_info) returns, where
+      RV(mailops.mailstack.mariadb_replica_info#module:status) describes each of its keys. Here its
+      C(healthy) holds the lag to O(max_lag) only with O(state=started).
   returned: when the replica could be reached
   type: dict
-  contains:
-    configured:
-      description: Whether the replication connection exists.
-      type: bool
-    connection_name:
-      description: The replication connection.
-      type: str
-    healthy:
-      description: Both threads run and the lag is known and within O(max_lag) (with O(state=started)).
-      type: bool
-    problems:
-      description: Why the replica is not healthy; empty when it is.
-      type: list
-      elements: str
-    primary_host:
-      description: C(Master_Host).
-      type: str
-    primary_port:
-      description: C(Master_Port).
-      type: int
-    primary_user:
-      description: C(Master_User).
-      type: str
-    primary_server_id:
-      description: C(server_id) of the primary, once the IO thread has connected.
-      type: int
-    using_gtid:
-      description: C(Using_Gtid) - V(Slave_Pos), V(Current_Pos) or V(No).
-      type: str
-    io_running:
-      description: Whether the IO thread runs and is connected (C(Slave_IO_Running=Yes)).
-      type: bool
-    io_thread:
-      description: C(Slave_IO_Running) - V(Yes), V(Connecting) or V(No).
-      type: str
-    sql_running:
-      description: Whether the SQL thread runs (C(Slave_SQL_Running=Yes)).
-      type: bool
-    sql_thread:
-      description: C(Slave_SQL_Running) - V(Yes) or V(No).
-      type: str
-    io_state:
-      description: C(Slave_IO_State).
-      type: str
-    sql_state:
-      description: C(Slave_SQL_Running_State).
-      type: str
-    seconds_behind:
-      description: C(Seconds_Behind_Master); null while a thread is stopped.
-      type: int
-    sql_delay:
-      description: C(SQL_Delay).
-      type: int
-    gtid_slave_pos:
-      description: Position of the last transaction applied from a primary.
-      type: str
-    gtid_io_pos:
-      description: C(Gtid_IO_Pos), position of the last transaction received.
-      type: str
-    gtid_current_pos:
-      description: C(gtid_current_pos) of the replica.
-      type: str
-    gtid_binlog_pos:
-      description: C(gtid_binlog_pos) of the replica (its own binary log).
-      type: str
-    server_id:
-      description: C(server_id) of the replica.
-      type: int
-    read_only:
-      description: C(read_only) of the replica.
-      type: bool
-    ssl:
-      description: C(Master_SSL_Allowed).
-      type: bool
-    ssl_ca:
-      description: C(Master_SSL_CA_File).
-      type: str
-    ssl_verify_server_cert:
-      description: C(Master_SSL_Verify_Server_Cert).
-      type: bool
-    connect_retry:
-      description: C(Connect_Retry).
-      type: int
-    last_io_errno:
-      description: C(Last_IO_Errno).
-      type: int
-    last_io_error:
-      description: C(Last_IO_Error).
-      type: str
-    last_sql_errno:
-      description: C(Last_SQL_Errno).
-      type: int
-    last_sql_error:
-      description: C(Last_SQL_Error).
-      type: str
   sample: {configured: true, connection_name: '', healthy: true, problems: [], primary_host: 192.0.2.10,
            primary_port: 3306, primary_user: mail_repl, using_gtid: Slave_Pos, io_running: true,
            sql_running: true, seconds_behind: 0, gtid_slave_pos: 0-1-1042, gtid_io_pos: 0-1-1042,
