@@ -28,7 +28,9 @@ import re
 import subprocess
 import tempfile
 
-from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import mariadb_connection_spec, pymysql
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
+    db_error_text, mariadb_connection_spec, pymysql,
+)
 
 DEFAULT_SOCKET = '/run/mysqld/mysqld.sock'
 # MariaDB error numbers the modules act on.
@@ -146,6 +148,15 @@ def primary_target(params, user, password):
 def open_connection(kwargs):
     """pymysql.connect, raising pymysql errors as they are."""
     return pymysql.connect(**kwargs)
+
+
+def connect_replica(params):
+    """(connection, 'where' for messages, user for messages) of the replica; ReplicationError when it fails."""
+    kwargs, where, user = replica_target(params)
+    try:
+        return open_connection(kwargs), where, user
+    except (pymysql.err.MySQLError, OSError) as e:
+        raise ReplicationError('Cannot connect to the replica at %s as %r: %s' % (where, user, db_error_text(e)))
 
 
 def describe_primary(params, user):

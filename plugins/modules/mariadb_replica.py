@@ -277,11 +277,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import db_error_text, pymysql, require_pymysql
 from ansible_collections.mailops.mailstack.plugins.module_utils.replication import (
     ER_NONEXISTING_GRANT, FATAL_IO_ERRNOS, ReplicationError, change_master_statement, check_common_params,
-    copy_snapshot, current_settings, desired_settings, describe_primary, dump_command, fetch_slave_rows,
+    connect_replica, copy_snapshot, current_settings, desired_settings, describe_primary, dump_command, fetch_slave_rows,
     find_connection, grants_refusal, gtid_behind, has_replication_privilege, load_command, merge_gtid_pos,
     needs_stored_password, open_connection, password_plan, primary_argument_spec, primary_client_options,
     primary_login_decision, primary_refusal, primary_target, read_stored_password, replica_argument_spec,
-    replica_client_options, replica_status, replica_target, server_facts, settings_differences, settings_view,
+    replica_client_options, replica_status, server_facts, settings_differences, settings_view,
     snapshot_decision, started_diff, started_message, started_plan, thread_problem, with_health,
     write_option_file,
 )
@@ -390,11 +390,7 @@ class Job(object):
         return self.status
 
     def connect_replica(self):
-        kwargs, where, user = replica_target(self.p)
-        try:
-            self.replica = open_connection(kwargs)
-        except (pymysql.err.MySQLError, OSError) as e:
-            raise ReplicationError('Cannot connect to the replica at %s as %r: %s' % (where, user, db_error_text(e)))
+        self.replica, where, user = connect_replica(self.p)
         try:
             self.refresh()
         except pymysql.err.MySQLError as e:

@@ -180,8 +180,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import db_error_text, pymysql, require_pymysql
 from ansible_collections.mailops.mailstack.plugins.module_utils.replication import (
-    check_common_params, fetch_slave_rows, find_connection, open_connection, replica_argument_spec,
-    replica_status, replica_target, server_facts, with_health,
+    ReplicationError, check_common_params, connect_replica, fetch_slave_rows, find_connection,
+    replica_argument_spec, replica_status, server_facts, with_health,
 )
 
 
@@ -200,11 +200,10 @@ def main():
         module.fail_json(msg='Invalid options: %s' % '; '.join(errors))
     require_pymysql(module)
 
-    kwargs, where, user = replica_target(p)
     try:
-        conn = open_connection(kwargs)
-    except (pymysql.err.MySQLError, OSError) as e:
-        module.fail_json(msg='Cannot connect to the replica at %s as %r: %s' % (where, user, db_error_text(e)))
+        conn, where, user = connect_replica(p)
+    except ReplicationError as e:
+        module.fail_json(msg=e.msg)
     try:
         facts = server_facts(conn)
         row = find_connection(fetch_slave_rows(conn), p['connection_name'])

@@ -337,3 +337,10 @@ def test_started_diff():
 ])
 def test_started_message(change, changed, notes, check_mode, expected):
     assert rep.started_message('db1:3306', changed, notes, params(**change), 4, check_mode=check_mode) == expected
+
+
+def test_connect_replica_names_where_and_who(tmp_path):
+    missing = str(tmp_path / 'no.sock')
+    with pytest.raises(rep.ReplicationError) as e:
+        rep.connect_replica(params(login_unix_socket=missing, login_user='root', connect_timeout=1))
+    assert e.value.msg.startswith("Cannot connect to the replica at %s as 'root': (" % missing)
