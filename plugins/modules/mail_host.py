@@ -85,77 +85,85 @@ host:
   sample: {name: store1, address: 10.0.0.11, host_state: active, weight: 100, mailboxes: 1520}
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
-    connect, db_error_text, maildb_argument_spec, pymysql, require_schema,
-)
+from ansible_collections.mailops.mailstack.plugins.module_utils.bulk import BulkModule
+from ansible_collections.mailops.mailstack.plugins.module_utils.rows import MailboxHostRow, select_sql
 
 
-def main():
-    argument_spec = maildb_argument_spec()
-    argument_spec.update(
+class MailHost(BulkModule):
+    """One row, so the single form only; fails with plain messages that start with the host's name."""
+
+    argument_spec = dict(
         name=dict(type='str', required=True),
         address=dict(type='str'),
         host_state=dict(type='str', choices=['active', 'draining', 'readonly']),
         weight=dict(type='int'),
         state=dict(type='str', default='present', choices=['present', 'absent']),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    name = p['name'].strip()
-    if not name or len(name) > 255:
-        module.fail_json(msg='name: must be 1 to 255 characters')
-    if p['weight'] is not None and not 0 <= p['weight'] <= 4294967295:
-        module.fail_json(msg='%s: weight: must be 0 or more, got %d' % (name, p['weight']))
-    if p['address'] is not None and not p['address'].strip():
-        module.fail_json(msg='%s: address: must not be empty' % name)
+    report_invocation = False
 
-    conn = connect(module)
-    try:
-        require_schema(module, conn, 1)
-        cur = conn.cursor()
-        cur.execute('SELECT name, address, state, weight FROM mailbox_host WHERE name = %s', (name,))
-        row = cur.fetchone()
-        cur.execute('SELECT COUNT(*) FROM mailbox WHERE mailbox_host = %s', (name,))
-        mailboxes = int(cur.fetchone()[0])
-        before = None
+    def validate(self):
+        p = self.params
+        self.name = name = p['name'].strip()
+        if not name or len(name) > 255:
+            self.module.fail_json(msg='name: must be 1 to 255 characters')
+        if p['weight'] is not None and not 0 <= p['weight'] <= 4294967295:
+            self.module.fail_json(msg='%s: weight: must be 0 or more, got %d' % (name, p['weight']))
+        if p['address'] is not None and not p['address'].strip():
+            self.module.fail_json(msg='%s: address: must not be empty' % name)
+
+    def read(self, cursor):
+        cursor.execute(select_sql(MailboxHostRow, 'mailbox_host', 'name = %s'), (self.name,))
+        row = cursor.fetchone()
+        cursor.execute('SELECT COUNT(*) FROM mailbox WHERE mailbox_host = %s', (self.name,))
+        self.mailboxes = int(cursor.fetchone()[0])
+        self.before = None
         if row:
-            before = dict(name=row[0], address=row[1], host_state=row[2], weight=int(row[3]), mailboxes=mailboxes)
-        after = None
-        if p['state'] == 'present':
-            if before is None and p['address'] is None:
-                module.fail_json(msg='%s: address: required to create a mailbox host' % name)
-            after = dict(before or dict(name=name, host_state='active', weight=100, mailboxes=0))
-            for opt in ('address', 'host_state', 'weight'):
-                if p[opt] is not None:
-                    after[opt] = p[opt].strip() if opt == 'address' else p[opt]
-        elif before is not None and mailboxes:
-            module.fail_json(msg='%s: state: cannot remove a mailbox host that stores %d mailbox(es); '
-                             'move them to another host first' % (name, mailboxes))
-        changed = before != after
-        if changed and not module.check_mode:
-            if after is None:
-                cur.execute('DELETE FROM mailbox_host WHERE name = %s', (name,))
-            elif before is None:
-                cur.execute('INSERT INTO mailbox_host (name, address, state, weight) VALUES (%s, %s, %s, %s)',
-                            (name, after['address'], after['host_state'], after['weight']))
-            else:
-                cur.execute('UPDATE mailbox_host SET address = %s, state = %s, weight = %s WHERE name = %s',
-                            (after['address'], after['host_state'], after['weight'], name))
-            conn.commit()
-    except pymysql.err.MySQLError as e:
-        conn.rollback()
-        module.fail_json(msg='%s: database error, nothing was changed: %s' % (name, db_error_text(e)))
-    finally:
-        conn.close()
+            row = MailboxHostRow._make(row)
+            self.before = dict(name=row.name, address=row.address, host_state=row.state, weight=int(row.weight),
+                               mailboxes=self.mailboxes)
 
-    result = dict(changed=changed)
-    if after or before:
-        result['host'] = after or before
-    if module._diff:
-        result['diff'] = dict(before=before or {}, after=after or {})
-    module.exit_json(**result)
+    def plan(self, cursor):
+        p = self.params
+        self.after = None
+        if p['state'] == 'present':
+            if self.before is None and p['address'] is None:
+                self.module.fail_json(msg='%s: address: required to create a mailbox host' % self.name)
+            self.after = dict(self.before or dict(name=self.name, host_state='active', weight=100, mailboxes=0))
+            for option in ('address', 'host_state', 'weight'):
+                if p[option] is not None:
+                    self.after[option] = p[option].strip() if option == 'address' else p[option]
+        elif self.before is not None and self.mailboxes:
+            self.module.fail_json(msg='%s: state: cannot remove a mailbox host that stores %d mailbox(es); '
+                                  'move them to another host first' % (self.name, self.mailboxes))
+
+    def has_changes(self):
+        return self.before != self.after
+
+    def write(self, cursor):
+        after = self.after
+        if after is None:
+            cursor.execute('DELETE FROM mailbox_host WHERE name = %s', (self.name,))
+        elif self.before is None:
+            cursor.execute('INSERT INTO mailbox_host (name, address, state, weight) VALUES (%s, %s, %s, %s)',
+                           (self.name, after['address'], after['host_state'], after['weight']))
+        else:
+            cursor.execute('UPDATE mailbox_host SET address = %s, state = %s, weight = %s WHERE name = %s',
+                           (after['address'], after['host_state'], after['weight'], self.name))
+
+    def database_error_message(self, text):
+        return '%s: database error, nothing was changed: %s' % (self.name, text)
+
+    def result(self):
+        result = dict(changed=self.has_changes())
+        if self.after or self.before:
+            result['host'] = self.after or self.before
+        if self.module._diff:
+            result['diff'] = dict(before=self.before or {}, after=self.after or {})
+        return result
+
+
+def main():
+    MailHost().run()
 
 
 if __name__ == '__main__':
