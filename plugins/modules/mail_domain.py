@@ -183,11 +183,10 @@ errors:
 import ipaddress
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
-    EntryErrors, Report, connect, db_error_text, delete_in, executemany, invocation,
-    maildb_argument_spec, pymysql, require_schema, select_in,
+from ansible_collections.mailops.mailstack.plugins.module_utils.bulk import STATES, BulkModule, entry_key
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import delete_in, executemany, select_in
+from ansible_collections.mailops.mailstack.plugins.module_utils.rows import (
+    DomainEntry, DomainRow, DomainValues, insert_sql, select_sql,
 )
 from ansible_collections.mailops.mailstack.plugins.module_utils.validation import (
     normalize_domain, parse_bool, parse_choice,
@@ -226,119 +225,74 @@ def parse_relay_host(value):
         bad = sorted(set(c for c in value if not _RELAY_HOST_CHARS_RE.match(c)))
         raise ValueError('%r contains %s: a next hop has only letters, digits, ".", "-", ":" and brackets (%s)'
                          % (value, ', '.join(repr(c) for c in bad), _RELAY_HOST_EXAMPLES))
-    if value.startswith('['):
-        end = value.find(']')
-        if end < 0:
-            raise ValueError('%r has no closing bracket' % value)
-        host, rest, bracketed = value[1:end], value[end + 1:], True
-        if not host:
-            raise ValueError('%r has nothing between the brackets' % value)
-    else:
-        if '[' in value or ']' in value:
-            raise ValueError('%r: brackets must enclose the host name or address, at the start (%s)'
-                             % (value, _RELAY_HOST_EXAMPLES))
-        if value.count(':') > 1:
-            raise ValueError('%r looks like an IPv6 address: an IPv6 address must be in brackets, '
-                             'for example [2001:db8::7]:25' % value)
-        host, colon, tail = value.partition(':')
-        rest, bracketed = colon + tail, False
-        if not host:
-            raise ValueError('%r has no host name' % value)
-    port = None
-    if rest:
-        if not re.match(r'^:[0-9]+$', rest):
-            raise ValueError('%r: expected an optional :port after the host, got %r' % (value, rest))
-        port = int(rest[1:])
-        if not 1 <= port <= 65535:
-            raise ValueError('%r has port %s, outside 1-65535' % (value, rest[1:]))
-    address = _ip_address(host)
-    if address is not None:
-        if not bracketed:
-            raise ValueError('%r: an IP address must be in brackets, for example [%s]%s'
-                             % (value, address, rest))
-        host = str(address)
-    else:
-        if ':' in host:
-            raise ValueError('%r: %r is not a valid IPv6 address' % (value, host))
-        host = host.lower()
-        labels = host.split('.')
-        if len(host) > 253:
-            raise ValueError('%r: the host name is longer than 253 characters' % value)
-        for label in labels:
-            if not _HOST_LABEL_RE.match(label):
-                raise ValueError('%r: %r is not a valid host name (bad label %r)' % (value, host, label))
-        if labels[-1].isdigit():
-            raise ValueError('%r: %r is neither an IP address nor a host name (numeric top-level label)'
-                             % (value, host))
+    host, rest, bracketed = _split_next_hop(value)
+    port = _next_hop_port(value, rest)
+    host = _next_hop_host(value, host, rest, bracketed)
     out = ('[%s]' % host if bracketed else host) + (':%d' % port if port is not None else '')
     if len(out) > RELAY_HOST_MAX:
         raise ValueError('%r is longer than %d characters' % (value, RELAY_HOST_MAX))
     return out
 
 
-def collect(module, errors):
-    """Validated entries: list of (index, name, kind, relay_host, active, state)."""
-    p = module.params
-    if p['domains'] is None:
-        raw = [dict(name=p['name'], kind=p['kind'], relay_host=p['relay_host'], active=p['active'],
-                    state=p['state'])]
-    else:
-        raw = p['domains']
-    entries = []
-    seen = {}
-    for i, e in enumerate(raw):
-        idx = None if p['domains'] is None else i
-        if isinstance(e, str):
-            e = dict(name=e)
-        if not isinstance(e, dict):
-            errors.add(idx, None, 'entry', 'must be a dict or a domain name')
-            continue
-        key = e.get('name') if isinstance(e.get('name'), str) else None
-        unknown = sorted(set(e) - set(ENTRY_KEYS))
-        for k in unknown:
-            errors.add(idx, key, k, 'unknown field (allowed: %s)' % ', '.join(ENTRY_KEYS))
-        try:
-            if e.get('name') is None:
-                raise ValueError('is required')
-            name = normalize_domain(e['name'])
-        except ValueError as ex:
-            errors.add(idx, key, 'name', str(ex))
-            continue
-        kind = active = relay_host = None
-        state = p['state']
-        try:
-            if e.get('kind') is not None:
-                kind = parse_choice(e['kind'], ('local', 'relay'))
-        except ValueError as ex:
-            errors.add(idx, name, 'kind', str(ex))
-        try:
-            if e.get('relay_host') is not None and e['relay_host'] != '':
-                relay_host = parse_relay_host(e['relay_host'])
-                if kind == 'local':
-                    raise ValueError('only applies to kind relay, not kind local (drop it, or set kind: relay)')
-        except ValueError as ex:
-            errors.add(idx, name, 'relay_host', str(ex))
-        try:
-            if e.get('active') is not None:
-                active = parse_bool(e['active'])
-        except ValueError as ex:
-            errors.add(idx, name, 'active', str(ex))
-        try:
-            if e.get('state') is not None:
-                state = parse_choice(e['state'], ('present', 'absent'))
-        except ValueError as ex:
-            errors.add(idx, name, 'state', str(ex))
-        if name in seen:
-            errors.add(idx, name, 'name', 'duplicate of entry %d' % seen[name])
-            continue
-        seen[name] = i
-        entries.append((idx, name, kind, relay_host, active, state))
-    return entries
+def _split_next_hop(value):
+    """(host, the rest after it, whether the host is in brackets)."""
+    if value.startswith('['):
+        end = value.find(']')
+        if end < 0:
+            raise ValueError('%r has no closing bracket' % value)
+        host, rest = value[1:end], value[end + 1:]
+        if not host:
+            raise ValueError('%r has nothing between the brackets' % value)
+        return host, rest, True
+    if '[' in value or ']' in value:
+        raise ValueError('%r: brackets must enclose the host name or address, at the start (%s)'
+                         % (value, _RELAY_HOST_EXAMPLES))
+    if value.count(':') > 1:
+        raise ValueError('%r looks like an IPv6 address: an IPv6 address must be in brackets, '
+                         'for example [2001:db8::7]:25' % value)
+    host, colon, tail = value.partition(':')
+    if not host:
+        raise ValueError('%r has no host name' % value)
+    return host, colon + tail, False
 
 
-def main():
-    argument_spec = maildb_argument_spec()
-    argument_spec.update(
+def _next_hop_port(value, rest):
+    """The port of ':port' (None when rest is empty)."""
+    if not rest:
+        return None
+    if not re.match(r'^:[0-9]+$', rest):
+        raise ValueError('%r: expected an optional :port after the host, got %r' % (value, rest))
+    port = int(rest[1:])
+    if not 1 <= port <= 65535:
+        raise ValueError('%r has port %s, outside 1-65535' % (value, rest[1:]))
+    return port
+
+
+def _next_hop_host(value, host, rest, bracketed):
+    """The host normalised: an IP address compressed, a host name lower-cased and checked."""
+    address = _ip_address(host)
+    if address is not None:
+        if not bracketed:
+            raise ValueError('%r: an IP address must be in brackets, for example [%s]%s'
+                             % (value, address, rest))
+        return str(address)
+    if ':' in host:
+        raise ValueError('%r: %r is not a valid IPv6 address' % (value, host))
+    host = host.lower()
+    labels = host.split('.')
+    if len(host) > 253:
+        raise ValueError('%r: the host name is longer than 253 characters' % value)
+    for label in labels:
+        if not _HOST_LABEL_RE.match(label):
+            raise ValueError('%r: %r is not a valid host name (bad label %r)' % (value, host, label))
+    if labels[-1].isdigit():
+        raise ValueError('%r: %r is neither an IP address nor a host name (numeric top-level label)'
+                         % (value, host))
+    return host
+
+
+class MailDomain(BulkModule):
+    argument_spec = dict(
         name=dict(type='str', aliases=['domain']),
         kind=dict(type='str', choices=['local', 'relay']),
         relay_host=dict(type='str'),
@@ -347,96 +301,146 @@ def main():
         domains=dict(type='list', elements='raw'),
         report_items=dict(type='bool', default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[('name', 'domains')],
-                           required_one_of=[('name', 'domains')])
-    p = module.params
-    inv = invocation(p, bulk_keys=('domains',))
-    errors = EntryErrors('domains' if p['domains'] is not None else None)
-    entries = collect(module, errors)
-    if errors:
-        errors.fail(module, invocation=inv)
+    module_options = dict(mutually_exclusive=[('name', 'domains')], required_one_of=[('name', 'domains')])
+    list_option = 'domains'
+    schema_version = 2
+    single_key = 'domain'
 
-    report = Report(report_items=p['report_items'], want_diff=module._diff)
-    conn = connect(module)
-    try:
-        require_schema(module, conn, 2)
-        cur = conn.cursor()
-        names = [e[1] for e in entries]
-        existing = dict((r[0], (r[1], bool(r[2]), r[3])) for r in
-                        select_in(cur, 'SELECT name, kind, active, relay_host FROM domain WHERE name', names))
-        absent = [e[1] for e in entries if e[5] == 'absent' and e[1] in existing]
-        used = {}
-        if absent:
+    def validate(self):
+        """self.entries: one DomainEntry per valid entry."""
+        p = self.params
+        if p['domains'] is None:
+            raw = [dict(name=p['name'], kind=p['kind'], relay_host=p['relay_host'], active=p['active'],
+                        state=p['state'])]
+        else:
+            raw = p['domains']
+        self.entries = []
+        seen = {}
+        for position, entry in enumerate(raw):
+            index = None if p['domains'] is None else position
+            checked = self.validate_entry(index, entry)
+            if checked and not self.is_duplicate(seen, index, checked.name, 'name', position):
+                self.entries.append(checked)
+
+    def validate_entry(self, index, entry):
+        """A DomainEntry, or None when the name is missing or invalid."""
+        if isinstance(entry, str):
+            entry = dict(name=entry)
+        if not isinstance(entry, dict):
+            self.errors.add(index, None, 'entry', 'must be a dict or a domain name')
+            return None
+        key = entry_key(entry, 'name')
+        for field in sorted(set(entry) - set(ENTRY_KEYS)):
+            self.errors.add(index, key, field, 'unknown field (allowed: %s)' % ', '.join(ENTRY_KEYS))
+        name = self.parse_required(index, key, 'name', entry.get('name'), normalize_domain)
+        if name is None:
+            return None
+        kind = self.parse_value(index, name, 'kind', entry.get('kind'), parse_choice, None, ('local', 'relay'))
+        relay_host = self.validate_relay_host(index, name, entry.get('relay_host'), kind)
+        active = self.parse_value(index, name, 'active', entry.get('active'), parse_bool)
+        state = self.parse_value(index, name, 'state', entry.get('state'), parse_choice, self.params['state'], STATES)
+        return DomainEntry(index, name, kind, relay_host, active, state)
+
+    def validate_relay_host(self, index, name, value, kind):
+        if value is None or value == '':
+            return None
+        try:
+            relay_host = parse_relay_host(value)
+            if kind == 'local':
+                raise ValueError('only applies to kind relay, not kind local (drop it, or set kind: relay)')
+            return relay_host
+        except ValueError as exc:
+            self.errors.add(index, name, 'relay_host', str(exc))
+            return None
+
+    def read(self, cursor):
+        names = [entry.name for entry in self.entries]
+        self.existing = dict((row.name, row) for row in map(
+            DomainRow._make, select_in(cursor, select_sql(DomainRow, 'domain', 'name'), names)))
+        removals = [entry.name for entry in self.entries if entry.state == 'absent' and entry.name in self.existing]
+        self.used = {}
+        if removals:
             for table in ('mailbox', 'alias'):
-                for dom, n in select_in(cur, 'SELECT domain, COUNT(*) FROM %s WHERE domain' % table, absent,
-                                        ' GROUP BY domain'):
-                    used.setdefault(dom, []).append('%d %s row(s)' % (n, table))
-        inserts, updates, deletes = [], [], []
-        single = None
-        for idx, name, kind, relay_host, active, state in entries:
-            old = existing.get(name)
-            before = dict(name=name, kind=old[0], relay_host=old[2], active=old[1]) if old else None
-            single = before
-            if state == 'absent':
-                if old is None:
-                    report.add('unchanged', name)
-                elif name in used:
-                    errors.add(idx, name, 'state', 'cannot remove a domain that still has %s; remove them first'
-                               % ' and '.join(used[name]))
-                else:
-                    deletes.append(name)
-                    report.add('removed', name, before, {})
-                continue
-            new_kind = kind or (old[0] if old else 'local')
-            if new_kind == 'relay':
-                # A relay domain keeps its next hop unless a new one is given.
-                new_relay_host = relay_host or (old[2] if old and old[0] == 'relay' else None)
-                if not new_relay_host:
-                    if old and old[0] == 'relay':
-                        errors.add(idx, name, 'relay_host', 'is required: the domain is of kind relay and has no '
-                                   'relay_host in the mail database (the next hop its mail is forwarded to, %s)'
-                                   % _RELAY_HOST_EXAMPLES)
-                    else:
-                        errors.add(idx, name, 'relay_host', 'is required for kind relay (the next hop the '
-                                   "domain's mail is forwarded to, %s)" % _RELAY_HOST_EXAMPLES)
-                    continue
-            else:
-                if relay_host is not None:
-                    errors.add(idx, name, 'relay_host', 'only applies to kind relay; the domain is of kind local '
-                               '(drop it, or set kind: relay)')
-                    continue
-                new_relay_host = None
-            after = dict(name=name, kind=new_kind, relay_host=new_relay_host,
-                         active=active if active is not None else (old[1] if old else True))
-            single = after
-            if old is None:
-                inserts.append((name, after['kind'], after['relay_host'], int(after['active'])))
-                report.add('created', name, {}, after)
-            elif after != before:
-                updates.append((name, after['kind'], after['relay_host'], int(after['active'])))
-                report.add('updated', name, before, after)
-            else:
-                report.add('unchanged', name)
-        if errors:
-            errors.fail(module, invocation=inv)
-        if not module.check_mode and (inserts or updates or deletes):
-            executemany(cur, 'INSERT INTO domain (name, kind, relay_host, active) VALUES (%s, %s, %s, %s)', inserts)
-            executemany(cur, 'INSERT INTO domain (name, kind, relay_host, active) VALUES (%s, %s, %s, %s) '
-                        'ON DUPLICATE KEY UPDATE kind = VALUES(kind), relay_host = VALUES(relay_host), '
-                        'active = VALUES(active)', updates)
-            delete_in(cur, 'DELETE FROM domain WHERE name', deletes)
-            conn.commit()
-    except pymysql.err.MySQLError as e:
-        conn.rollback()
-        module.fail_json(msg='Database error, nothing was changed: %s' % db_error_text(e), invocation=inv)
-    finally:
-        conn.close()
+                for domain, count in select_in(cursor, 'SELECT domain, COUNT(*) FROM %s WHERE domain' % table,
+                                               removals, ' GROUP BY domain'):
+                    self.used.setdefault(domain, []).append('%d %s row(s)' % (count, table))
 
-    result = report.result()
-    if p['name'] is not None and single:
-        result['domain'] = single
-    module.exit_json(invocation=inv, **result)
+    def plan(self, cursor):
+        self.inserts, self.updates, self.deletes = [], [], []
+        self.single = None
+        for entry in self.entries:
+            old = self.existing.get(entry.name)
+            before = self.view(old) if old else None
+            self.single = before
+            if entry.state == 'absent':
+                self.plan_removal(entry, old, before)
+            else:
+                self.plan_presence(entry, old, before)
+
+    @staticmethod
+    def view(row):
+        return dict(name=row.name, kind=row.kind, relay_host=row.relay_host, active=bool(row.active))
+
+    def plan_removal(self, entry, old, before):
+        if old is None:
+            self.report.add('unchanged', entry.name)
+        elif entry.name in self.used:
+            self.errors.add(entry.index, entry.name, 'state', 'cannot remove a domain that still has %s; '
+                            'remove them first' % ' and '.join(self.used[entry.name]))
+        else:
+            self.deletes.append(entry.name)
+            self.report.add('removed', entry.name, before, {})
+
+    def plan_presence(self, entry, old, before):
+        kind = entry.kind or (old.kind if old else 'local')
+        relay_host = self.relay_host_after(entry, old, kind)
+        if relay_host is False:
+            return
+        after = dict(name=entry.name, kind=kind, relay_host=relay_host,
+                     active=entry.active if entry.active is not None else (bool(old.active) if old else True))
+        self.single = after
+        values = DomainValues(entry.name, after['kind'], after['relay_host'], int(after['active']))
+        if old is None:
+            self.inserts.append(values)
+            self.report.add('created', entry.name, {}, after)
+        elif after != before:
+            self.updates.append(values)
+            self.report.add('updated', entry.name, before, after)
+        else:
+            self.report.add('unchanged', entry.name)
+
+    def relay_host_after(self, entry, old, kind):
+        """The domain's next hop after the run; False after an error."""
+        was_relay = bool(old and old.kind == 'relay')
+        if kind != 'relay':
+            if entry.relay_host is not None:
+                self.errors.add(entry.index, entry.name, 'relay_host', 'only applies to kind relay; the domain is '
+                                'of kind local (drop it, or set kind: relay)')
+                return False
+            return None
+        # A relay domain keeps its next hop unless a new one is given.
+        relay_host = entry.relay_host or (old.relay_host if was_relay else None)
+        if relay_host:
+            return relay_host
+        if was_relay:
+            self.errors.add(entry.index, entry.name, 'relay_host', 'is required: the domain is of kind relay and '
+                            'has no relay_host in the mail database (the next hop its mail is forwarded to, %s)'
+                            % _RELAY_HOST_EXAMPLES)
+        else:
+            self.errors.add(entry.index, entry.name, 'relay_host', 'is required for kind relay (the next hop the '
+                            "domain's mail is forwarded to, %s)" % _RELAY_HOST_EXAMPLES)
+        return False
+
+    def write(self, cursor):
+        insert = insert_sql(DomainValues, 'domain')
+        executemany(cursor, insert, self.inserts)
+        executemany(cursor, insert + ' ON DUPLICATE KEY UPDATE kind = VALUES(kind), relay_host = VALUES(relay_host), '
+                    'active = VALUES(active)', self.updates)
+        delete_in(cursor, 'DELETE FROM domain WHERE name', self.deletes)
+
+
+def main():
+    MailDomain().run()
 
 
 if __name__ == '__main__':
