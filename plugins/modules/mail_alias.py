@@ -139,12 +139,9 @@ errors:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
-    EntryErrors, Report, connect, db_error_text, executemany, invocation,
-    maildb_argument_spec, pymysql, require_schema, select_in,
-)
+from ansible_collections.mailops.mailstack.plugins.module_utils.bulk import STATES, BulkModule, entry_key
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import chunks, executemany, select_in
+from ansible_collections.mailops.mailstack.plugins.module_utils.rows import INSERT_ALIAS_SQL, AliasEntry, AliasValues
 from ansible_collections.mailops.mailstack.plugins.module_utils.validation import (
     normalize_email, parse_bool, parse_choice, split_email,
 )
@@ -168,54 +165,8 @@ def parse_destinations(value):
     return out
 
 
-def collect(module, errors):
-    p = module.params
-    bulk = p['aliases'] is not None
-    raw = p['aliases'] if bulk else [dict(source=p['source'], destinations=p['destinations'],
-                                          active=p['active'], state=p['state'])]
-    entries, seen = [], {}
-    for i, e in enumerate(raw):
-        idx = i if bulk else None
-        key = e.get('source') if isinstance(e.get('source'), str) else None
-        for k in sorted(set(e) - set(ENTRY_KEYS)):
-            errors.add(idx, key, k, 'unknown field (allowed: source, destinations, active, state)')
-        try:
-            if e.get('source') is None:
-                raise ValueError('is required')
-            source, local, domain = split_email(e['source'], allow_catchall=True)
-        except ValueError as ex:
-            errors.add(idx, key, 'source', str(ex))
-            continue
-        state, active, dests = p['state'], None, None
-        try:
-            if e.get('state') is not None:
-                state = parse_choice(e['state'], ('present', 'absent'))
-        except ValueError as ex:
-            errors.add(idx, source, 'state', str(ex))
-        try:
-            if e.get('active') is not None:
-                active = parse_bool(e['active'])
-        except ValueError as ex:
-            errors.add(idx, source, 'active', str(ex))
-        raw_d = e.get('destinations', e.get('destination'))
-        try:
-            if raw_d is not None:
-                dests = parse_destinations(raw_d)
-            if state == 'present' and not dests:
-                raise ValueError('at least one destination is required')
-        except ValueError as ex:
-            errors.add(idx, source, 'destinations', str(ex))
-        if source in seen:
-            errors.add(idx, source, 'source', 'duplicate of entry %d' % seen[source])
-            continue
-        seen[source] = i
-        entries.append((idx, source, domain, dests, active, state))
-    return entries
-
-
-def main():
-    argument_spec = maildb_argument_spec()
-    argument_spec.update(
+class MailAlias(BulkModule):
+    argument_spec = dict(
         source=dict(type='str'),
         destinations=dict(type='list', elements='str', aliases=['destination']),
         active=dict(type='bool'),
@@ -223,87 +174,120 @@ def main():
         aliases=dict(type='list', elements='dict'),
         report_items=dict(type='bool', default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[('source', 'aliases')],
-                           required_one_of=[('source', 'aliases')])
-    p = module.params
-    inv = invocation(p, bulk_keys=('aliases',))
-    errors = EntryErrors('aliases' if p['aliases'] is not None else None)
-    entries = collect(module, errors)
-    if errors:
-        errors.fail(module, invocation=inv)
+    module_options = dict(mutually_exclusive=[('source', 'aliases')], required_one_of=[('source', 'aliases')])
+    list_option = 'aliases'
+    single_key = 'alias'
 
-    report = Report(report_items=p['report_items'], want_diff=module._diff)
-    single = None
-    conn = connect(module)
-    try:
-        require_schema(module, conn, 1)
-        cur = conn.cursor()
-        sources = [e[1] for e in entries]
-        existing = {}
-        for src, dst, act in select_in(cur, 'SELECT source, destination, active FROM alias WHERE source', sources):
-            existing.setdefault(src, {})[dst] = bool(act)
-        domains = set(e[2] for e in entries if e[5] == 'present')
-        known = set(r[0] for r in select_in(cur, 'SELECT name FROM domain WHERE name', sorted(domains)))
-        inserts, act_updates, deletes = [], [], []
-        for idx, source, domain, dests, active, state in entries:
-            old = existing.get(source, {})
-            before = dict(source=source, destinations=sorted(old), active=all(old.values())) if old else {}
-            if state == 'absent':
-                gone = [d for d in (dests if dests is not None else sorted(old)) if d in old]
-                if gone:
-                    deletes.extend((source, d) for d in gone)
-                    left = sorted(set(old) - set(gone))
-                    report.add('removed', source, before,
-                               dict(source=source, destinations=left, active=before['active']) if left else {})
-                    single = dict(source=source, destinations=left, active=before['active']) if left else None
-                else:
-                    report.add('unchanged', source)
-                    single = before or None
-                continue
-            if domain not in known:
-                errors.add(idx, source, 'source', 'domain %r is not present in the mail database '
-                           '(add it with mail_domain first)' % domain)
-                continue
-            for d in dests:
-                if d not in old:
-                    inserts.append((source, d, domain, int(active if active is not None else True)))
-                elif active is not None and old[d] != active:
-                    act_updates.append((source, d, domain, int(active)))
-            deletes.extend((source, d) for d in old if d not in dests)
-            new_active = active if active is not None else (all(old[d] for d in dests if d in old)
-                                                            if any(d in old for d in dests) else True)
-            after = dict(source=source, destinations=sorted(dests), active=new_active)
-            single = after
-            if not old:
-                report.add('created', source, {}, after)
-            elif after != before or any(d in old and old[d] != new_active for d in dests):
-                report.add('updated', source, before, after)
+    def validate(self):
+        """self.entries: one AliasEntry per valid entry."""
+        p = self.params
+        bulk = p['aliases'] is not None
+        raw = p['aliases'] if bulk else [dict(source=p['source'], destinations=p['destinations'],
+                                              active=p['active'], state=p['state'])]
+        self.entries = []
+        seen = {}
+        for position, entry in enumerate(raw):
+            index = position if bulk else None
+            checked = self.validate_entry(index, entry)
+            if checked and not self.is_duplicate(seen, index, checked.source, 'source', position):
+                self.entries.append(checked)
+
+    def validate_entry(self, index, entry):
+        """An AliasEntry, or None when the source is missing or invalid."""
+        key = entry_key(entry, 'source')
+        for field in sorted(set(entry) - set(ENTRY_KEYS)):
+            self.errors.add(index, key, field, 'unknown field (allowed: source, destinations, active, state)')
+        address = self.parse_required(index, key, 'source', entry.get('source'),
+                                      lambda value: split_email(value, allow_catchall=True))
+        if address is None:
+            return None
+        source, domain = address[0], address[2]
+        state = self.parse_value(index, source, 'state', entry.get('state'), parse_choice, self.params['state'], STATES)
+        active = self.parse_value(index, source, 'active', entry.get('active'), parse_bool)
+        destinations = None
+        try:
+            value = entry.get('destinations', entry.get('destination'))
+            if value is not None:
+                destinations = parse_destinations(value)
+            if state == 'present' and not destinations:
+                raise ValueError('at least one destination is required')
+        except ValueError as exc:
+            self.errors.add(index, source, 'destinations', str(exc))
+        return AliasEntry(index, source, domain, destinations, active, state)
+
+    def read(self, cursor):
+        sources = [entry.source for entry in self.entries]
+        self.existing = {}
+        for source, destination, active in select_in(
+                cursor, 'SELECT source, destination, active FROM alias WHERE source', sources):
+            self.existing.setdefault(source, {})[destination] = bool(active)
+        domains = set(entry.domain for entry in self.entries if entry.state == 'present')
+        self.known_domains = set(row[0] for row in select_in(cursor, 'SELECT name FROM domain WHERE name',
+                                                             sorted(domains)))
+
+    def plan(self, cursor):
+        self.inserts, self.active_updates, self.deletes = [], [], []
+        self.single = None
+        for entry in self.entries:
+            old = self.existing.get(entry.source, {})
+            before = dict(source=entry.source, destinations=sorted(old), active=all(old.values())) if old else {}
+            if entry.state == 'absent':
+                self.plan_removal(entry, old, before)
+            elif entry.domain not in self.known_domains:
+                self.errors.add(entry.index, entry.source, 'source', 'domain %r is not present in the mail database '
+                                '(add it with mail_domain first)' % entry.domain)
             else:
-                report.add('unchanged', source)
-        if errors:
-            errors.fail(module, invocation=inv)
-        if not module.check_mode and (inserts or act_updates or deletes):
-            if deletes:
-                for i in range(0, len(deletes), 500):
-                    part = deletes[i:i + 500]
-                    cur.execute('DELETE FROM alias WHERE (source, destination) IN (%s)'
-                                % ', '.join(['(%s, %s)'] * len(part)), [x for pair in part for x in pair])
-            executemany(cur, 'INSERT INTO alias (source, destination, domain, active) VALUES (%s, %s, %s, %s)',
-                        inserts)
-            executemany(cur, 'INSERT INTO alias (source, destination, domain, active) VALUES (%s, %s, %s, %s) '
-                        'ON DUPLICATE KEY UPDATE active = VALUES(active)', act_updates)
-            conn.commit()
-    except pymysql.err.MySQLError as e:
-        conn.rollback()
-        module.fail_json(msg='Database error, nothing was changed: %s' % db_error_text(e), invocation=inv)
-    finally:
-        conn.close()
+                self.plan_presence(entry, old, before)
 
-    result = report.result()
-    if p['source'] is not None and single:
-        result['alias'] = single
-    module.exit_json(invocation=inv, **result)
+    def plan_removal(self, entry, old, before):
+        """Remove the given destinations, or all of them."""
+        source = entry.source
+        gone = [d for d in (entry.destinations if entry.destinations is not None else sorted(old)) if d in old]
+        if not gone:
+            self.report.add('unchanged', source)
+            self.single = before or None
+            return
+        self.deletes.extend((source, d) for d in gone)
+        left = sorted(set(old) - set(gone))
+        self.report.add('removed', source, before,
+                        dict(source=source, destinations=left, active=before['active']) if left else {})
+        self.single = dict(source=source, destinations=left, active=before['active']) if left else None
+
+    def plan_presence(self, entry, old, before):
+        """The destinations become exactly those given."""
+        source, destinations, active = entry.source, entry.destinations, entry.active
+        for d in destinations:
+            if d not in old:
+                self.inserts.append(AliasValues(source, d, entry.domain, int(active if active is not None else True)))
+            elif active is not None and old[d] != active:
+                self.active_updates.append(AliasValues(source, d, entry.domain, int(active)))
+        self.deletes.extend((source, d) for d in old if d not in destinations)
+        if active is None:
+            kept = [old[d] for d in destinations if d in old]
+            active = all(kept) if kept else True
+        after = dict(source=source, destinations=sorted(destinations), active=active)
+        self.single = after
+        if not old:
+            self.report.add('created', source, {}, after)
+        elif after != before or any(d in old and old[d] != active for d in destinations):
+            self.report.add('updated', source, before, after)
+        else:
+            self.report.add('unchanged', source)
+
+    def has_changes(self):
+        return bool(self.inserts or self.active_updates or self.deletes)
+
+    def write(self, cursor):
+        for part in chunks(self.deletes, 500):
+            cursor.execute('DELETE FROM alias WHERE (source, destination) IN (%s)'
+                           % ', '.join(['(%s, %s)'] * len(part)), [x for pair in part for x in pair])
+        executemany(cursor, INSERT_ALIAS_SQL, self.inserts)
+        executemany(cursor, INSERT_ALIAS_SQL + ' ON DUPLICATE KEY UPDATE active = VALUES(active)',
+                    self.active_updates)
+
+
+def main():
+    MailAlias().run()
 
 
 if __name__ == '__main__':
