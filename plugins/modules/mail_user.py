@@ -281,13 +281,16 @@ errors:
 import csv as csvmod
 import re
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.mailops.mailstack.plugins.module_utils.bulk import STATES, BulkModule, entry_key
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
-    BATCH_SIZE, EntryErrors, Report, connect, db_error_text, delete_in, executemany,
-    invocation, maildb_argument_spec, pymysql, require_schema, select_in,
+    BATCH_SIZE, delete_in, executemany, select_in,
 )
 from ansible_collections.mailops.mailstack.plugins.module_utils import passwords
+from ansible_collections.mailops.mailstack.plugins.module_utils.rows import (
+    INSERT_ALIAS_SQL, AliasValues, HostPlacement, MailboxRow, MailboxValues, insert_sql, select_sql,
+)
 from ansible_collections.mailops.mailstack.plugins.module_utils.validation import (
     PlacementError, Placer, ACCEPTING_STATES, PLACEMENT_POLICIES, normalize_email,
     parse_bool, parse_choice, parse_int, parse_quota, split_email,
@@ -295,188 +298,80 @@ from ansible_collections.mailops.mailstack.plugins.module_utils.validation impor
 
 ENTRY_KEYS = ('email', 'password', 'password_hash', 'scheme', 'rounds', 'update_password', 'quota',
               'mailbox_host', 'maildir', 'active', 'aliases', 'state')
+# Module options that are the defaults of the bulk form's entries (and not part of the single form's entry).
+ENTRY_DEFAULTS = ('scheme', 'rounds', 'update_password', 'quota', 'mailbox_host', 'active', 'state')
 HASH_RE = re.compile(r'^\{[A-Z0-9][A-Z0-9._-]*\}\S+$', re.I)
 # Existing rows are read per domain (one query) instead of per address batch above this.
 READ_BY_DOMAIN_THRESHOLD = 2000
 
-INSERT_SQL = ('INSERT INTO mailbox (email, local_part, domain, password, quota, mailbox_host, maildir, active) '
-              'VALUES (%s, %s, %s, %s, %s, %s, %s, %s)')
+INSERT_SQL = insert_sql(MailboxValues, 'mailbox')
 UPSERT_SQL = (INSERT_SQL + ' ON DUPLICATE KEY UPDATE password = VALUES(password), quota = VALUES(quota), '
               'mailbox_host = VALUES(mailbox_host), maildir = VALUES(maildir), active = VALUES(active)')
 
 
-class Rec(object):
-    """One validated entry; slots keep 100,000 of them small."""
-    __slots__ = ('idx', 'email', 'local', 'domain', 'password', 'phash', 'scheme', 'cost', 'upd', 'quota',
-                 'host', 'maildir', 'active', 'aliases', 'state', 'action', 'new_hash')
+class MailboxEntry(object):
+    """One validated entry; slots keep 100,000 of them small.
+
+    ``action`` is what the plan does with it (create, update, unchanged, remove);
+    ``needs_hash`` is set when the stored hash does not verify the given password.
+    """
+    __slots__ = ('index', 'email', 'local_part', 'domain', 'password', 'password_hash', 'scheme', 'cost',
+                 'update_password', 'quota', 'mailbox_host', 'maildir', 'active', 'aliases', 'state', 'action',
+                 'needs_hash')
 
 
-def _get(e, key):
-    v = e.get(key)
-    if isinstance(v, str) and v == '' and key != 'password':
+def entry_value(entry, key):
+    """entry[key], with an empty string (but an empty password) taken as not given."""
+    value = entry.get(key)
+    if isinstance(value, str) and value == '' and key != 'password':
         return None
-    return v
+    return value
 
 
 def entries_from_params(module):
+    """(list name, entries): ('users', ...), ('csv', ...), or (None, [the single form's entry])."""
     p = module.params
     if p['users'] is not None:
         return 'users', iter(p['users'])
     if p['csv'] is not None:
         return 'csv', csv_rows(module, p['csv'])
-    single = dict((k, p[k]) for k in ENTRY_KEYS if k in p and k not in ('scheme', 'rounds', 'update_password',
-                                                                        'quota', 'mailbox_host', 'active', 'state'))
+    single = dict((k, p[k]) for k in ENTRY_KEYS if k in p and k not in ENTRY_DEFAULTS)
     return None, iter([single])
 
 
 def csv_rows(module, path):
     try:
-        f = open(path, newline='', encoding='utf-8')
-    except (IOError, OSError) as e:
-        module.fail_json(msg='csv: cannot read %s: %s' % (path, e))
-    with f:
-        reader = csvmod.DictReader(f)
+        csv_file = open(path, newline='', encoding='utf-8')
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='csv: cannot read %s: %s' % (path, exc))
+    with csv_file:
+        reader = csvmod.DictReader(csv_file)
         if not reader.fieldnames or 'email' not in [c.strip() for c in reader.fieldnames]:
             module.fail_json(msg='csv: %s: the first row must name the columns, including email' % path)
         strip = any(c != c.strip() for c in reader.fieldnames)
         for row in reader:
             if strip:
                 row = dict((k.strip() if k else k, v) for k, v in row.items())
-            out = {}
-            for k, v in row.items():
-                if k is None:
-                    out['(extra columns)'] = v
-                elif v is not None and v != '':
-                    out[k] = v if k == 'password' else v.strip()
-            if 'aliases' in out:
-                out['aliases'] = [a for a in re.split(r'[\s,;]+', out.get('aliases', '')) if a]
-            yield out
+            yield csv_entry(row)
 
 
-def collect(module, errors, list_name, raw_entries):
-    """Validate entries without the database. Returns (records, domains, alias pairs)."""
-    p = module.params
-    defaults = dict(scheme=p['scheme'], rounds=p['rounds'], update_password=p['update_password'],
-                    quota=p['quota'], mailbox_host=p['mailbox_host'], active=p['active'], state=p['state'])
-    default_quota = None
-    if p['quota'] is not None:
-        try:
-            default_quota = parse_quota(p['quota'])
-        except ValueError as e:
-            # the single form names the address; in the bulk form it is the module-level default
-            errors.add(None, p['email'], 'quota' if list_name is None else 'quota (module option)', str(e))
-    recs = []
-    seen = {}
-    interned = {}
-    bulk = list_name is not None
-    for i, e in enumerate(raw_entries):
-        idx = i if bulk else None
-        if not isinstance(e, dict):
-            errors.add(idx, None, 'entry', 'must be a dict')
-            continue
-        key = e.get('email') if isinstance(e.get('email'), str) else None
-        if bulk:
-            for k in e:
-                if k not in ENTRY_KEYS:
-                    errors.add(idx, key, k, 'unknown field (allowed: %s)' % ', '.join(ENTRY_KEYS))
-        r = Rec()
-        r.idx = i
-        try:
-            if _get(e, 'email') is None:
-                raise ValueError('is required')
-            r.email, r.local, dom = split_email(e['email'])
-        except ValueError as ex:
-            errors.add(idx, key, 'email', str(ex))
-            continue
-        r.domain = interned.setdefault(dom, dom)
-        em = r.email
-        prev = seen.get(em)
-        if prev is not None:
-            errors.add(idx, em, 'email', 'duplicate of entry %d' % prev)
-            continue
-        seen[em] = i
-
-        def opt(name, parse, *args):
-            v = _get(e, name) if bulk else None
-            if v is None:
-                return defaults.get(name)
-            try:
-                return parse(v, *args)
-            except ValueError as ex:
-                errors.add(idx, em, name, str(ex))
-                return defaults.get(name)
-
-        r.state = opt('state', parse_choice, ('present', 'absent'))
-        r.upd = opt('update_password', parse_choice, ('always', 'on_create'))
-        r.scheme = opt('scheme', parse_choice, passwords.SCHEMES)
-        rounds = opt('rounds', parse_int)
-        try:
-            r.cost = passwords.check_scheme(r.scheme, rounds)
-        except ValueError as ex:
-            errors.add(idx, em, 'rounds' if rounds is not None and 'rounds' in str(ex) else 'scheme', str(ex))
-            r.cost = None
-        if bulk and _get(e, 'quota') is not None:
-            try:
-                r.quota = parse_quota(e['quota'])
-            except ValueError as ex:
-                errors.add(idx, em, 'quota', str(ex))
-                r.quota = None
-        else:
-            r.quota = default_quota
-        host = opt('mailbox_host', lambda v: v if isinstance(v, str) else _bad('must be a string'))
-        r.host = interned.setdefault(host, host) if host else None
-        r.active = opt('active', parse_bool)
-        r.maildir = _get(e, 'maildir')
-        if r.maildir is not None:
-            try:
-                r.maildir = check_maildir(r.maildir)
-            except ValueError as ex:
-                errors.add(idx, em, 'maildir', str(ex))
-        pw = e.get('password')
-        ph = _get(e, 'password_hash')
-        if isinstance(pw, int) and not isinstance(pw, bool):
-            pw = str(pw)  # YAML reads an all-digit password as a number
-        if pw is not None and not isinstance(pw, str):
-            errors.add(idx, em, 'password', 'must be a string')
-            pw = None
-        if pw == '':
-            errors.add(idx, em, 'password', 'must not be empty')
-            pw = None
-        if ph is not None and (not isinstance(ph, str) or not HASH_RE.match(ph)):
-            errors.add(idx, em, 'password_hash', 'must be in Dovecot\'s {SCHEME}hash form '
-                       '(for example the output of doveadm pw)')
-            ph = None
-        if pw is not None and ph is not None:
-            errors.add(idx, em, 'password', 'give password or password_hash, not both')
-        r.password, r.phash = pw, ph
-        als = _get(e, 'aliases')
-        r.aliases = None
-        if als is not None:
-            if isinstance(als, str):
-                als = [a for a in re.split(r'[\s,;]+', als) if a]
-            if not isinstance(als, list):
-                errors.add(idx, em, 'aliases', 'must be a list of addresses')
-            else:
-                out = []
-                for a in als:
-                    try:
-                        a = normalize_email(a)
-                    except ValueError as ex:
-                        errors.add(idx, em, 'aliases', str(ex))
-                        continue
-                    if a == em:
-                        errors.add(idx, em, 'aliases', '%s is the mailbox itself' % a)
-                    elif a not in out:
-                        out.append(a)
-                r.aliases = out or None
-        r.action = None
-        r.new_hash = None
-        recs.append(r)
-    return recs
+def csv_entry(row):
+    """The entry of one CSV row: empty cells left out, aliases split."""
+    entry = {}
+    for column, value in row.items():
+        if column is None:
+            entry['(extra columns)'] = value
+        elif value is not None and value != '':
+            entry[column] = value if column == 'password' else value.strip()
+    if 'aliases' in entry:
+        entry['aliases'] = [a for a in re.split(r'[\s,;]+', entry.get('aliases', '')) if a]
+    return entry
 
 
-def _bad(msg):
-    raise ValueError(msg)
+def parse_host_name(value):
+    if not isinstance(value, str):
+        raise ValueError('must be a string')
+    return value
 
 
 def check_maildir(value):
@@ -490,13 +385,18 @@ def check_maildir(value):
     return v
 
 
-def public(r_email, domain, quota, host, maildir, active):
-    return dict(email=r_email, domain=domain, quota=quota, mailbox_host=host, maildir=maildir, active=active)
+def mailbox_view(email, domain, quota, host, maildir, active):
+    """A mailbox as results and the diff show it (never its password)."""
+    return dict(email=email, domain=domain, quota=quota, mailbox_host=host, maildir=maildir, active=active)
 
 
-def main():
-    argument_spec = maildb_argument_spec()
-    argument_spec.update(
+def stored_view(entry, row):
+    """mailbox_view of a MailboxRow."""
+    return mailbox_view(entry.email, entry.domain, int(row.quota), row.mailbox_host, row.maildir, bool(row.active))
+
+
+class MailUser(BulkModule):
+    argument_spec = dict(
         email=dict(type='str', aliases=['address']),
         password=dict(type='str', no_log=True),
         password_hash=dict(type='str', no_log=True),
@@ -510,243 +410,385 @@ def main():
         active=dict(type='bool'),
         aliases=dict(type='list', elements='str'),
         state=dict(type='str', default='present', choices=['present', 'absent']),
-        # no_log keeps the entries (and their passwords) out of the invocation log; the
-        # module resets no_log_values below so that addresses are not masked in results.
+        # no_log keeps the entries (and their passwords) out of the invocation log; prepare()
+        # resets no_log_values so that addresses are not masked in results.
         users=dict(type='list', elements='dict', no_log=True),
         csv=dict(type='path'),
         report_items=dict(type='bool', default=False),
         hash_workers=dict(type='int', default=0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[('email', 'users', 'csv'), ('password', 'password_hash')],
-                           required_one_of=[('email', 'users', 'csv')])
-    p = module.params
-    # Only real secrets stay in no_log_values: the leaves of `users` (addresses, quotas...) must
-    # not be masked in results, and matching 100,000 values against the output would take hours.
-    # Entry passwords never reach the output: no message or return value contains them.
-    module.no_log_values = set(v for v in (p['login_password'], p['password'], p['password_hash']) if v)
-    if not passwords.HAS_PASSLIB:
-        module.fail_json(msg=missing_required_lib('passlib'), exception=passwords.PASSLIB_IMP_ERR)
-    inv = invocation(p, bulk_keys=('users',))
+    module_options = dict(mutually_exclusive=[('email', 'users', 'csv'), ('password', 'password_hash')],
+                          required_one_of=[('email', 'users', 'csv')])
+    list_option = 'users'
+    single_key = 'user'
 
-    list_name, raw = entries_from_params(module)
-    errors = EntryErrors(list_name)
-    recs = collect(module, errors, list_name, raw)
-    if list_name == 'users':
-        p['users'] = None  # drop the parsed list, the records hold what is needed
-    if errors:
-        errors.fail(module, invocation=inv)
+    def prepare(self):
+        p = self.params
+        # Only real secrets stay in no_log_values: the leaves of `users` (addresses, quotas...) must
+        # not be masked in results, and matching 100,000 values against the output would take hours.
+        # Entry passwords never reach the output: no message or return value contains them.
+        self.module.no_log_values = set(v for v in (p['login_password'], p['password'], p['password_hash']) if v)
+        if not passwords.HAS_PASSLIB:
+            self.module.fail_json(msg=missing_required_lib('passlib'), exception=passwords.PASSLIB_IMP_ERR)
+        self.counters = dict(hashed=0, verified=0)
 
-    report = Report(report_items=p['report_items'], want_diff=module._diff)
-    counters = dict(hashed=0, verified=0)
-    single = None
-    conn = connect(module)
-    try:
-        require_schema(module, conn, 1)
-        cur = conn.cursor()
-        present = [r for r in recs if r.state == 'present']
-        domains = sorted(set(r.domain for r in present))
-        known = dict(select_in(cur, 'SELECT name, kind FROM domain WHERE name', domains))
-        cur.execute('SELECT name, state, weight FROM mailbox_host')
-        hosts = dict((n, (s, int(w))) for n, s, w in cur.fetchall())
+    def list_name(self):
+        for name in ('users', 'csv'):
+            if self.params[name] is not None:
+                return name
+        return None
 
-        # existing rows of the addresses we were given
-        existing = {}
-        cols = 'SELECT email, password, quota, mailbox_host, maildir, active FROM mailbox WHERE '
-        if len(recs) > READ_BY_DOMAIN_THRESHOLD:
-            wanted = set(r.email for r in recs)
-            for row in select_in(cur, cols + 'domain', sorted(set(r.domain for r in recs))):
-                if row[0] in wanted:
-                    existing[row[0]] = row
-            del wanted
+    def entry_error(self, entry, field, message):
+        self.errors.add(entry.index if self.bulk else None, entry.email, field, message)
+
+    # --- validate: without the database ---
+
+    def validate(self):
+        """self.entries: one MailboxEntry per entry whose address is valid and new."""
+        p = self.params
+        list_name, raw_entries = entries_from_params(self.module)
+        self.bulk = list_name is not None
+        self.defaults = dict((name, p[name]) for name in ENTRY_DEFAULTS)
+        self.default_quota = None
+        if p['quota'] is not None:
+            # the single form names the address; in the bulk form it is the module-level default
+            self.default_quota = self.parse_value(None, p['email'], 'quota' if not self.bulk else
+                                                  'quota (module option)', p['quota'], parse_quota)
+        self.entries = []
+        self.interned = {}
+        seen = {}
+        for position, entry in enumerate(raw_entries):
+            checked = self.validate_entry(position, entry, seen)
+            if checked is not None:
+                self.entries.append(checked)
+        if list_name == 'users':
+            p['users'] = None  # drop the parsed list, the entries hold what is needed
+
+    def validate_entry(self, position, entry, seen):
+        index = position if self.bulk else None
+        if not isinstance(entry, dict):
+            self.errors.add(index, None, 'entry', 'must be a dict')
+            return None
+        key = entry_key(entry, 'email')
+        if self.bulk:
+            for field in entry:
+                if field not in ENTRY_KEYS:
+                    self.errors.add(index, key, field, 'unknown field (allowed: %s)' % ', '.join(ENTRY_KEYS))
+        address = self.parse_required(index, key, 'email', entry_value(entry, 'email'), split_email)
+        if address is None:
+            return None
+        checked = MailboxEntry()
+        checked.index = position
+        checked.email, checked.local_part, domain = address
+        checked.domain = self.interned.setdefault(domain, domain)
+        if self.is_duplicate(seen, index, checked.email, 'email', position):
+            return None
+        self.validate_options(checked, entry)
+        self.validate_password(checked, entry)
+        checked.aliases = self.validate_aliases(checked, entry)
+        checked.action = None
+        checked.needs_hash = False
+        return checked
+
+    def option(self, checked, entry, name, parse, *args):
+        """An entry's option (bulk form only), or the module-level default."""
+        value = entry_value(entry, name) if self.bulk else None
+        index = checked.index if self.bulk else None
+        return self.parse_value(index, checked.email, name, value, parse, self.defaults.get(name), *args)
+
+    def validate_options(self, checked, entry):
+        checked.state = self.option(checked, entry, 'state', parse_choice, STATES)
+        checked.update_password = self.option(checked, entry, 'update_password', parse_choice, ('always', 'on_create'))
+        checked.scheme = self.option(checked, entry, 'scheme', parse_choice, passwords.SCHEMES)
+        rounds = self.option(checked, entry, 'rounds', parse_int)
+        try:
+            checked.cost = passwords.check_scheme(checked.scheme, rounds)
+        except ValueError as exc:
+            self.entry_error(checked, 'rounds' if rounds is not None and 'rounds' in str(exc) else 'scheme', str(exc))
+            checked.cost = None
+        quota = entry_value(entry, 'quota') if self.bulk else None
+        if quota is None:
+            checked.quota = self.default_quota
         else:
-            for row in select_in(cur, cols + 'email', [r.email for r in recs]):
-                existing[row[0]] = row
+            checked.quota = self.parse_value(checked.index, checked.email, 'quota', quota, parse_quota)
+        host = self.option(checked, entry, 'mailbox_host', parse_host_name)
+        checked.mailbox_host = self.interned.setdefault(host, host) if host else None
+        checked.active = self.option(checked, entry, 'active', parse_bool)
+        index = checked.index if self.bulk else None
+        checked.maildir = self.parse_value(index, checked.email, 'maildir', entry_value(entry, 'maildir'),
+                                           check_maildir)
 
+    def validate_password(self, checked, entry):
+        password = entry.get('password')
+        password_hash = entry_value(entry, 'password_hash')
+        if isinstance(password, int) and not isinstance(password, bool):
+            password = str(password)  # YAML reads an all-digit password as a number
+        if password is not None and not isinstance(password, str):
+            self.entry_error(checked, 'password', 'must be a string')
+            password = None
+        if password == '':
+            self.entry_error(checked, 'password', 'must not be empty')
+            password = None
+        if password_hash is not None and (not isinstance(password_hash, str) or not HASH_RE.match(password_hash)):
+            self.entry_error(checked, 'password_hash', 'must be in Dovecot\'s {SCHEME}hash form '
+                             '(for example the output of doveadm pw)')
+            password_hash = None
+        if password is not None and password_hash is not None:
+            self.entry_error(checked, 'password', 'give password or password_hash, not both')
+        checked.password, checked.password_hash = password, password_hash
+
+    def validate_aliases(self, checked, entry):
+        """The entry's aliases, normalised, without repeats; None when there are none."""
+        aliases = entry_value(entry, 'aliases')
+        if aliases is None:
+            return None
+        if isinstance(aliases, str):
+            aliases = [a for a in re.split(r'[\s,;]+', aliases) if a]
+        if not isinstance(aliases, list):
+            self.entry_error(checked, 'aliases', 'must be a list of addresses')
+            return None
+        normalized = []
+        for alias in aliases:
+            try:
+                alias = normalize_email(alias)
+            except ValueError as exc:
+                self.entry_error(checked, 'aliases', str(exc))
+                continue
+            if alias == checked.email:
+                self.entry_error(checked, 'aliases', '%s is the mailbox itself' % alias)
+            elif alias not in normalized:
+                normalized.append(alias)
+        return normalized or None
+
+    # --- read ---
+
+    def read(self, cursor):
+        domains = sorted(set(e.domain for e in self.entries if e.state == 'present'))
+        self.domain_kinds = dict(select_in(cursor, 'SELECT name, kind FROM domain WHERE name', domains))
+        cursor.execute('SELECT name, state, weight FROM mailbox_host')
+        self.hosts = dict((name, HostPlacement(state, int(weight))) for name, state, weight in cursor.fetchall())
+        self.existing = self.read_mailboxes(cursor)
         counts = {}
-        if any(r.state == 'present' and r.host is None and r.email not in existing for r in recs):
-            cur.execute('SELECT mailbox_host, COUNT(*) FROM mailbox WHERE mailbox_host IS NOT NULL '
-                        'GROUP BY mailbox_host')
-            counts = dict(cur.fetchall())
-        placer = Placer(hosts, counts, p['placement'])
+        if any(e.state == 'present' and e.mailbox_host is None and e.email not in self.existing
+               for e in self.entries):
+            cursor.execute('SELECT mailbox_host, COUNT(*) FROM mailbox WHERE mailbox_host IS NOT NULL '
+                           'GROUP BY mailbox_host')
+            counts = dict(cursor.fetchall())
+        self.placer = Placer(self.hosts, counts, self.params['placement'])
 
-        # --- plan (still validating: errors here also abort before any write) ---
-        verify_recs = []
-        for r in recs:
-            old = existing.get(r.email)
-            if r.state == 'absent':
-                r.action = 'remove' if old else 'unchanged'
+    def read_mailboxes(self, cursor):
+        """The existing MailboxRow of each address we were given, by address."""
+        existing = {}
+        if len(self.entries) > READ_BY_DOMAIN_THRESHOLD:
+            wanted = set(e.email for e in self.entries)
+            domains = sorted(set(e.domain for e in self.entries))
+            for row in select_in(cursor, select_sql(MailboxRow, 'mailbox', 'domain'), domains):
+                if row[0] in wanted:
+                    existing[row[0]] = MailboxRow._make(row)
+        else:
+            for row in select_in(cursor, select_sql(MailboxRow, 'mailbox', 'email'), [e.email for e in self.entries]):
+                existing[row[0]] = MailboxRow._make(row)
+        return existing
+
+    # --- plan (still validating: errors here also abort before any write) ---
+
+    def plan(self, cursor):
+        to_verify = []
+        for entry in self.entries:
+            old = self.existing.get(entry.email)
+            if entry.state == 'absent':
+                entry.action = 'remove' if old else 'unchanged'
                 continue
-            lbl = r.email
-            if r.domain not in known:
-                errors.add(r.idx if list_name else None, lbl, 'email',
-                           'domain %r is not present in the mail database (add it with mail_domain first)' % r.domain)
+            entry.action = self.plan_action(entry, old)
+            if entry.action == 'update' and entry.update_password == 'always' and entry.password is not None:
+                to_verify.append(entry)
+        self.fail_on_errors()
+        self.verify_passwords(to_verify)
+        self.plan_rows()
+        self.plan_aliases(cursor)
+
+    def plan_action(self, entry, old):
+        """'create', or 'update' (refined by plan_rows), for a present entry; None after an error."""
+        if not self.check_domain(entry) or not self.check_host(entry, old):
+            return None
+        if old is not None:
+            return 'update'
+        if entry.password is None and entry.password_hash is None:
+            self.entry_error(entry, 'password', 'password or password_hash is required to create a mailbox')
+            return None
+        if entry.mailbox_host is None:
+            try:
+                entry.mailbox_host = self.placer.place(entry.email)
+            except PlacementError as exc:
+                self.entry_error(entry, 'mailbox_host', str(exc))
+                return None
+        return 'create'
+
+    def check_domain(self, entry):
+        if entry.domain not in self.domain_kinds:
+            self.entry_error(entry, 'email', 'domain %r is not present in the mail database '
+                             '(add it with mail_domain first)' % entry.domain)
+            return False
+        kind = self.domain_kinds[entry.domain]
+        if kind != 'local':
+            self.entry_error(entry, 'email', 'domain %r is of kind %s; mailboxes need a local domain'
+                             % (entry.domain, kind))
+            return False
+        return True
+
+    def check_host(self, entry, old):
+        host = entry.mailbox_host
+        if host is None:
+            return True
+        if host not in self.hosts:
+            self.entry_error(entry, 'mailbox_host', 'unknown mailbox host %r (add it with mail_host first)' % host)
+            return False
+        state = self.hosts[host].state
+        if (old is None or old.mailbox_host != host) and state not in ACCEPTING_STATES:
+            self.entry_error(entry, 'mailbox_host', 'mailbox host %r does not accept new users (state %s)'
+                             % (host, state))
+            return False
+        return True
+
+    def verify_passwords(self, to_verify):
+        """Verify stored hashes (update_password=always); those that do not verify need a new hash."""
+        if not to_verify:
+            return
+        jobs = ((e.password, self.existing[e.email].password, e.scheme, e.cost) for e in to_verify)
+        for entry, verified in zip(to_verify, passwords.verify_many(jobs, len(to_verify), self.params['hash_workers'])):
+            if not verified:
+                entry.needs_hash = True
+        self.counters['verified'] = len(to_verify)
+
+    def plan_rows(self):
+        """Decide created / updated / unchanged / removed and the values to write."""
+        self.removals = []
+        self.creations, self.creations_to_hash = [], []
+        self.updates, self.updates_to_hash = [], []
+        self.alias_owners = []
+        self.single = None
+        for entry in self.entries:
+            if entry.action == 'unchanged':
+                self.report.add('unchanged', entry.email)
                 continue
-            if known[r.domain] != 'local':
-                errors.add(r.idx if list_name else None, lbl, 'email',
-                           'domain %r is of kind %s; mailboxes need a local domain' % (r.domain, known[r.domain]))
+            old = self.existing.get(entry.email)
+            if entry.action == 'remove':
+                self.plan_removal(entry, old)
                 continue
-            if r.host is not None:
-                if r.host not in hosts:
-                    errors.add(r.idx if list_name else None, lbl, 'mailbox_host',
-                               'unknown mailbox host %r (add it with mail_host first)' % r.host)
-                    continue
-                if (old is None or old[3] != r.host) and hosts[r.host][0] not in ACCEPTING_STATES:
-                    errors.add(r.idx if list_name else None, lbl, 'mailbox_host',
-                               'mailbox host %r does not accept new users (state %s)' % (r.host, hosts[r.host][0]))
-                    continue
-            if old is None:
-                if r.password is None and r.phash is None:
-                    errors.add(r.idx if list_name else None, lbl, 'password',
-                               'password or password_hash is required to create a mailbox')
-                    continue
-                if r.host is None:
-                    try:
-                        r.host = placer.place(r.email)
-                    except PlacementError as ex:
-                        errors.add(r.idx if list_name else None, lbl, 'mailbox_host', str(ex))
-                        continue
-                r.action = 'create'
-            else:
-                r.action = 'update'  # refined below
-                if r.upd == 'always' and r.password is not None:
-                    verify_recs.append(r)
-        if errors:
-            errors.fail(module, invocation=inv)
+            after = self.plan_creation(entry) if entry.action == 'create' else self.plan_update(entry, old)
+            if not self.bulk:
+                self.single = dict(after)
+                self.single.pop('password_changed', None)
+            if entry.aliases:
+                self.alias_owners.append(entry)
 
-        workers = p['hash_workers']
-        # verify stored hashes (update_password=always)
-        if verify_recs:
-            jobs = ((r.password, existing[r.email][1], r.scheme, r.cost) for r in verify_recs)
-            for r, ok in zip(verify_recs, passwords.verify_many(jobs, len(verify_recs), workers)):
-                if not ok:
-                    r.new_hash = True  # needs hashing
-            counters['verified'] = len(verify_recs)
-        del verify_recs
+    def plan_removal(self, entry, old):
+        self.removals.append(entry.email)
+        self.report.add('removed', entry.email, stored_view(entry, old), {})
+        if not self.bulk:
+            self.single = stored_view(entry, old)
 
-        # decide updated / unchanged and build row tuples
-        create_hash, create_ready, update_hash, update_ready = [], [], [], []
-        removes, alias_rows = [], []
-        for r in recs:
-            old = existing.get(r.email)
-            if r.action == 'remove':
-                removes.append(r.email)
-                report.add('removed', r.email, public(r.email, r.domain, int(old[2]), old[3], old[4], bool(old[5])), {})
-                if not list_name:
-                    single = public(r.email, r.domain, int(old[2]), old[3], old[4], bool(old[5]))
-                continue
-            if r.action == 'unchanged':
-                report.add('unchanged', r.email)
-                continue
-            if r.action == 'create':
-                row = [r.email, r.local, r.domain, None, r.quota or 0, r.host,
-                       r.maildir or '%s/%s/' % (r.domain, r.local), int(r.active if r.active is not None else True)]
-                after = public(r.email, r.domain, row[4], row[5], row[6], bool(row[7]))
-                if report.want_diff:
-                    after['password_changed'] = True
-                report.add('created', r.email, {}, after)
-                if r.phash is not None:
-                    row[3] = r.phash
-                    create_ready.append(row)
-                else:
-                    create_hash.append((r, row))
-            else:
-                before = public(r.email, r.domain, int(old[2]), old[3], old[4], bool(old[5]))
-                after = public(r.email, r.domain,
-                               r.quota if r.quota is not None else before['quota'],
-                               r.host if r.host is not None else before['mailbox_host'],
-                               r.maildir if r.maildir is not None else before['maildir'],
-                               r.active if r.active is not None else before['active'])
-                pw_change = r.new_hash is True or (r.upd == 'always' and r.phash is not None and r.phash != old[1])
-                row = [r.email, r.local, r.domain, old[1], after['quota'], after['mailbox_host'],
-                       after['maildir'], int(after['active'])]
-                if pw_change or after != before:
-                    if report.want_diff and pw_change:
-                        after['password_changed'] = True
-                    report.add('updated', r.email, before, after)
-                    if r.new_hash is True:
-                        update_hash.append((r, row))
-                    else:
-                        if pw_change:
-                            row[3] = r.phash
-                        update_ready.append(row)
-                else:
-                    r.action = 'unchanged'
-                    report.add('unchanged', r.email)
-            if not list_name:
-                single = dict(after)
-                single.pop('password_changed', None)
-            if r.aliases:
-                alias_rows.extend((a, r.email, r) for a in r.aliases)
+    def plan_creation(self, entry):
+        values = MailboxValues(entry.email, entry.local_part, entry.domain, None, entry.quota or 0, entry.mailbox_host,
+                               entry.maildir or '%s/%s/' % (entry.domain, entry.local_part),
+                               int(entry.active if entry.active is not None else True))
+        after = mailbox_view(entry.email, entry.domain, values.quota, values.mailbox_host, values.maildir,
+                             bool(values.active))
+        if self.report.want_diff:
+            after['password_changed'] = True
+        self.report.add('created', entry.email, {}, after)
+        if entry.password_hash is not None:
+            self.creations.append(values._replace(password=entry.password_hash))
+        else:
+            self.creations_to_hash.append((entry, values))
+        return after
 
-        # aliases of the users: validate their domains, find the missing rows
-        new_aliases = []
-        if alias_rows:
-            adomains = sorted(set(a.split('@', 1)[1] for a, d, r in alias_rows))
-            aknown = set(x[0] for x in select_in(cur, 'SELECT name FROM domain WHERE name', adomains))
-            have = set(select_in(cur, 'SELECT source, destination FROM alias WHERE source',
-                                 sorted(set(a for a, d, r in alias_rows))))
-            for a, d, r in alias_rows:
-                adom = a.split('@', 1)[1]
-                if adom not in aknown:
-                    errors.add(r.idx if list_name else None, r.email, 'aliases',
-                               'domain %r of alias %s is not present in the mail database' % (adom, a))
-                elif (a, d) not in have:
-                    new_aliases.append((a, d, adom, 1))
-                    if r.action == 'unchanged':
-                        # the mailbox itself is as requested, but an alias is added
-                        r.action = 'update'
-                        report.counts['unchanged'] -= 1
-                        if report.report_items:
-                            report.items['unchanged'].remove(r.email)
-                        report.add('updated', r.email, None, None)
-            if errors:
-                errors.fail(module, invocation=inv)
-        del alias_rows
+    def plan_update(self, entry, old):
+        before = stored_view(entry, old)
+        after = mailbox_view(entry.email, entry.domain,
+                             entry.quota if entry.quota is not None else before['quota'],
+                             entry.mailbox_host if entry.mailbox_host is not None else before['mailbox_host'],
+                             entry.maildir if entry.maildir is not None else before['maildir'],
+                             entry.active if entry.active is not None else before['active'])
+        password_changed = entry.needs_hash or (entry.update_password == 'always' and entry.password_hash is not None
+                                                and entry.password_hash != old.password)
+        if not password_changed and after == before:
+            entry.action = 'unchanged'
+            self.report.add('unchanged', entry.email)
+            return after
+        values = MailboxValues(entry.email, entry.local_part, entry.domain, old.password, after['quota'],
+                               after['mailbox_host'], after['maildir'], int(after['active']))
+        if self.report.want_diff and password_changed:
+            after['password_changed'] = True
+        self.report.add('updated', entry.email, before, after)
+        if entry.needs_hash:
+            self.updates_to_hash.append((entry, values))
+        else:
+            self.updates.append(values._replace(password=entry.password_hash) if password_changed else values)
+        return after
 
-        if not module.check_mode and report.changed:
-            if removes:
-                delete_in(cur, 'DELETE FROM alias WHERE destination', removes)
-                delete_in(cur, 'DELETE FROM mailbox WHERE email', removes)
-            executemany(cur, INSERT_SQL, create_ready)
-            executemany(cur, UPSERT_SQL, update_ready)
-            # hash on all cores; write each batch as soon as it is hashed
-            pending = create_hash + update_hash
-            n_create = len(create_hash)
-            if pending:
-                jobs = ((r.password, r.scheme, r.cost) for r, row in pending)
-                batch_ins, batch_upd = [], []
-                for i, h in enumerate(passwords.hash_many(jobs, len(pending), workers)):
-                    r, row = pending[i]
-                    row[3] = h
-                    r.password = None
-                    (batch_ins if i < n_create else batch_upd).append(row)
-                    if len(batch_ins) >= BATCH_SIZE:
-                        cur.executemany(INSERT_SQL, batch_ins)
-                        batch_ins = []
-                    if len(batch_upd) >= BATCH_SIZE:
-                        cur.executemany(UPSERT_SQL, batch_upd)
-                        batch_upd = []
-                executemany(cur, INSERT_SQL, batch_ins)
-                executemany(cur, UPSERT_SQL, batch_upd)
-                counters['hashed'] = len(pending)
-            executemany(cur, 'INSERT INTO alias (source, destination, domain, active) VALUES (%s, %s, %s, %s)',
-                        new_aliases)
-            conn.commit()
-    except pymysql.err.MySQLError as e:
-        conn.rollback()
-        module.fail_json(msg='Database error, nothing was changed: %s' % db_error_text(e), invocation=inv)
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
+    def plan_aliases(self, cursor):
+        """The users' aliases: check their domains, find the rows that are missing."""
+        self.new_aliases = []
+        wanted = [(alias, entry) for entry in self.alias_owners for alias in entry.aliases]
+        if not wanted:
+            return
+        alias_domains = sorted(set(alias.split('@', 1)[1] for alias, entry in wanted))
+        known = set(row[0] for row in select_in(cursor, 'SELECT name FROM domain WHERE name', alias_domains))
+        existing = set(select_in(cursor, 'SELECT source, destination FROM alias WHERE source',
+                                 sorted(set(alias for alias, entry in wanted))))
+        for alias, entry in wanted:
+            domain = alias.split('@', 1)[1]
+            if domain not in known:
+                self.entry_error(entry, 'aliases', 'domain %r of alias %s is not present in the mail database'
+                                 % (domain, alias))
+            elif (alias, entry.email) not in existing:
+                self.new_aliases.append(AliasValues(alias, entry.email, domain, 1))
+                if entry.action == 'unchanged':
+                    # the mailbox itself is as requested, but an alias is added
+                    entry.action = 'update'
+                    self.reclassify_unchanged_as_updated(entry.email)
 
-    result = report.result()
-    result.update(counters)
-    if single:
-        result['user'] = single
-    module.exit_json(invocation=inv, **result)
+    # --- write ---
+
+    def write(self, cursor):
+        if self.removals:
+            delete_in(cursor, 'DELETE FROM alias WHERE destination', self.removals)
+            delete_in(cursor, 'DELETE FROM mailbox WHERE email', self.removals)
+        executemany(cursor, INSERT_SQL, self.creations)
+        executemany(cursor, UPSERT_SQL, self.updates)
+        self.write_hashed(cursor)
+        executemany(cursor, INSERT_ALIAS_SQL, self.new_aliases)
+
+    def write_hashed(self, cursor):
+        """Hash on all cores; write each batch as soon as it is hashed."""
+        pending = self.creations_to_hash + self.updates_to_hash
+        if not pending:
+            return
+        creations = len(self.creations_to_hash)
+        jobs = ((entry.password, entry.scheme, entry.cost) for entry, values in pending)
+        batches = {INSERT_SQL: [], UPSERT_SQL: []}
+        hashes = passwords.hash_many(jobs, len(pending), self.params['hash_workers'])
+        for position, password_hash in enumerate(hashes):
+            entry, values = pending[position]
+            entry.password = None
+            sql = INSERT_SQL if position < creations else UPSERT_SQL
+            batches[sql].append(values._replace(password=password_hash))
+            if len(batches[sql]) >= BATCH_SIZE:
+                cursor.executemany(sql, batches[sql])
+                batches[sql] = []
+        executemany(cursor, INSERT_SQL, batches[INSERT_SQL])
+        executemany(cursor, UPSERT_SQL, batches[UPSERT_SQL])
+        self.counters['hashed'] = len(pending)
+
+    def result(self):
+        result = BulkModule.result(self)
+        result.update(self.counters)
+        return result
+
+
+def main():
+    MailUser().run()
 
 
 if __name__ == '__main__':
