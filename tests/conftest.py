@@ -1,10 +1,10 @@
-"""Make this checkout importable as ansible_collections.mailops.mailstack.
+"""Tests import the collection's Python code as ansible_collections.mailops.mailstack.
 
-scripts/setup.sh links the checkout into .cache/collections; tests import the
-collection's Python code from there, as Ansible itself does.
+scripts/setup.sh links the checkout into .cache/collections, which
+pytest.ini (pythonpath) puts on the import path with the test library
+(tests/lib), as Ansible itself finds the collection.
 """
 
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -12,5 +12,3 @@ COLLECTIONS = REPO / ".cache" / "collections"
 
 if not (COLLECTIONS / "ansible_collections" / "mailops" / "mailstack").exists():
     raise RuntimeError("run scripts/setup.sh first: %s has no mailops.mailstack link" % COLLECTIONS)
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))

@@ -3,16 +3,14 @@ from a CSV file (or its text), idempotent, check mode, bad input refused
 naming the variable, no password in the output."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, COLLECTIONS_PATH
+from mailstack_testlib import CONFIG, REPO, ansible_env, playbook
+from mailstack_testlib.mariadb import ADMIN_PASSWORD
 
-REPO = Path(__file__).resolve().parents[2]
 CSV = ("email,password,quota,aliases\n"
        "csv1@example.org,Csv1-secret-pw,1024,sales@example.org\n"
        "csv2@example.org,Csv2-secret-pw,,\n")
@@ -27,15 +25,12 @@ def run(mariadb, db, tmp_path):
         "          ansible_connection: local\n          ansible_python_interpreter: %s\n"
         "          mail_database_admin_password: %s\n          mail_database_port: %d\n"
         % (sys.executable, ADMIN_PASSWORD, mariadb.port))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR="1",
-               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    env = ansible_env(config=CONFIG)
 
-    def playbook(*options):
-        return subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
-             str(REPO / "playbooks" / "provision_users.yml")] + list(options),
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
-    return playbook
+    def provision(*options):
+        return playbook("-i", inventory, Path(REPO) / "playbooks" / "provision_users.yml", *options,
+                        cwd=REPO, env=env, timeout=300)
+    return provision
 
 
 def test_users_from_a_csv_file_then_nothing_to_change(run, db, tmp_path):

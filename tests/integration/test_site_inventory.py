@@ -6,12 +6,12 @@ topology check would fail differently (unreachable), so the assertions prove
 that the check stopped it first.
 """
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from mailstack_testlib import CONFIG, ansible_env, playbook as ansible_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,12 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def run_site(tmp_path, inventory, *options, playbook=REPO / "playbooks" / "site.yml"):
     inv = tmp_path / "hosts.yml"
     inv.write_text(inventory)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    bindir = Path(sys.executable).parent
-    return subprocess.run(
-        [str(bindir / "ansible-playbook")] + list(options) + ["-i", str(inv), str(playbook)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return ansible_playbook(*options, "-i", inv, playbook, cwd=REPO, env=ansible_env(config=CONFIG), timeout=300)
 
 
 UNREACHABLE = "  vars:\n    ansible_host: 192.0.2.1\n    ansible_connection: ssh\n"
