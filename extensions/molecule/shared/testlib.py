@@ -2,15 +2,19 @@
 the collection's playbooks against the scenario's hosts, reading their
 recap, and the health report.
 
-Import from a scenario's tests with
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+Ansible runs through mailstack_testlib (tests/lib), as in every other test.
+The verifier's PYTHONPATH (extensions/molecule/config.yml) has this
+directory and tests/lib: a scenario's tests `import testlib`.
 """
 
 import json
 import os
-import subprocess
 import tempfile
 import textwrap
+
+from mailstack_testlib import ansible_env, playbook, recap
+
+__all__ = ["PROJECT", "client", "recap", "report", "run_playbook", "state_dir"]
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
 
@@ -34,20 +38,12 @@ def state_dir(scenario):
 
 def run_playbook(scenario, name, *extra):
     """ansible-playbook playbooks/NAME (or the playbook at the absolute path
-    NAME) on the scenario's inventory; its output."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".cache/collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    cmd = ["ansible-playbook", "-i", os.path.join(state_dir(scenario), "inventory"),
-           os.path.join(PROJECT, "playbooks", name)] + list(extra)
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=PROJECT, check=False)
+    NAME) on the scenario's inventory; its output. Molecule's ANSIBLE_CONFIG
+    stays as the environment has it."""
+    result = playbook("-i", os.path.join(state_dir(scenario), "inventory"), os.path.join(PROJECT, "playbooks", name),
+                      *extra, env=ansible_env(), cwd=PROJECT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     return result.stdout
-
-
-def recap(output, host):
-    """The PLAY RECAP counters of host, as strings."""
-    line = [entry for entry in output.splitlines() if entry.startswith(host + " ")][-1]
-    return dict(part.split("=") for part in line.split(":", 1)[1].split())
 
 
 def report(scenario, *extra):

@@ -4,16 +4,13 @@ right mailbox exactly once when the primary is back. The tests run in file
 order; the failover test leaves 200 messages that the mirror test copies."""
 
 import json
-import os
-import sys
 import time
 import uuid
 
 import pytest
 import testinfra
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-import testlib  # noqa: E402 pylint: disable=wrong-import-position
+import testlib
 
 testinfra_hosts = ["podman://outside1"]
 

@@ -15,15 +15,13 @@ containers with podman. The tests run in file order."""
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import testinfra
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from testlib import client, recap, run_playbook, state_dir  # noqa: E402 pylint: disable=wrong-import-position
+from testlib import client, recap, run_playbook, state_dir
 
 VMS = {"nfs1": "10.231.11.201", "ms1": "10.231.11.202", "ms2": "10.231.11.203"}
 USERS = ["user%02d" % n for n in range(1, 21)]

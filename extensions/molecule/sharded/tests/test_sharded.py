@@ -6,16 +6,13 @@ for it keeps arriving and its IMAP client stays connected.
 The tests run in file order; the later ones move users between the shards."""
 
 import json
-import os
-import sys
 import time
 
 import pytest
 import testinfra
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-import testlib  # noqa: E402 pylint: disable=wrong-import-position
-from testlib import client, recap  # noqa: E402 pylint: disable=wrong-import-position
+import testlib
+from testlib import client, recap
 
 PASSWORDS = {u: "%s-lab-password" % u for u in ("alice", "bob", "carol", "dave")}
 

@@ -5,15 +5,13 @@ connection."""
 
 import json
 import os
-import sys
 import textwrap
 import time
 
 import testinfra
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-import testlib  # noqa: E402 pylint: disable=wrong-import-position
-from testlib import client  # noqa: E402 pylint: disable=wrong-import-position
+import testlib
+from testlib import client
 
 testinfra_hosts = ["podman://outside1"]
 MX = "mx1.example.test"

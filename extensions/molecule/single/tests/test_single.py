@@ -3,16 +3,14 @@ IMAP and POP3 clients on a host outside the mail system (outside1)."""
 
 import json
 import os
-import sys
 import time
 import uuid
 
 import pytest
 import testinfra
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-import testlib  # noqa: E402 pylint: disable=wrong-import-position
-from testlib import client  # noqa: E402 pylint: disable=wrong-import-position
+import testlib
+from testlib import client
 
 testinfra_hosts = ["podman://outside1"]
 # outside1 resolves names through ns1 only: the mail host is known by its
