@@ -2,8 +2,9 @@
 # Copyright: (c) 2026, mailops.mailstack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the lab benchmarks share: running commands, shell scripts in lab
-containers, smtp-source from the lab's internet host, and reading a converged
-lab's inventory."""
+containers, smtp-source from the lab's internet host, reading a converged
+lab's inventory, and a module ad hoc. Ansible runs through mailstack_testlib
+(tests/lib), which bench/run puts on PYTHONPATH."""
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
@@ -14,8 +15,9 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
+import mailstack_testlib as testlib
+
+REPO = testlib.REPO
 SENDER = 'sender@outside.test'
 
 # Host name -> container name; each benchmark fills it.
@@ -84,7 +86,7 @@ def without_filter(hosts, fn):
 def inventory_hostvars(inventory, names):
     """The hostvars of a converged lab's inventory; CONTAINERS gets each
     named host's container."""
-    listing = json.loads(run([os.path.join(BIN, 'ansible-inventory'), '-i', inventory, '--list']).stdout)
+    listing = json.loads(run([testlib.binary('ansible-inventory'), '-i', inventory, '--list']).stdout)
     hostvars = listing.get('_meta', {}).get('hostvars', {})
     for name in names:
         if name not in hostvars:
@@ -93,22 +95,13 @@ def inventory_hostvars(inventory, names):
     return hostvars
 
 
-def ansible_env():
-    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-                ANSIBLE_FORCE_COLOR='0', ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='json')
-
-
 def module(inventory, host, name, args):
     """Runs one module on one host (ansible ad hoc); returns its result and
     the command's wall time. Fails on a failed result."""
     start = time.time()
-    proc = run([os.path.join(BIN, 'ansible'), '-i', inventory, host, '-m', name, '-a', json.dumps(args)],
-               check=False, env=ansible_env(), timeout=3600)
+    result, proc = testlib.module(inventory, host, name, args, config=testlib.CONFIG, timeout=3600)
     seconds = time.time() - start
-    try:
-        out = json.loads(proc.stdout)
-        result = out['plays'][0]['tasks'][0]['hosts'][host]
-    except (ValueError, KeyError, IndexError):
+    if result is None:
         raise SystemExit('%s on %s: no result (rc %d): %s%s'
                          % (name, host, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
     if result.get('failed') or result.get('unreachable'):

@@ -25,7 +25,7 @@
 6. Prints one JSON object as its last line:
    messages, module_seconds, rsync_seconds, ratio (module / rsync; goal <= 1.2).
 
-Usage: bench/maildir_sync [--messages N] [--rounds R] [--smoke] [--keep]
+Usage: bench/run maildir_sync [--messages N] [--rounds R] [--smoke] [--keep]
 """
 
 from __future__ import (absolute_import, division, print_function)

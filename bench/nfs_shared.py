@@ -21,7 +21,7 @@ on the same emulated CPU (RPC round trips, nfs1's sync writes). The
 benchmark's user (bench-nfs@DOMAIN) lives on ms1; its mailboxes are removed
 after. Prints one JSON object as its last line.
 
-Usage: bench/nfs_shared [--smoke] [--inventory PATH] [--messages N] [--fetch N] [--rounds N]
+Usage: bench/run nfs_shared [--smoke] [--inventory PATH] [--messages N] [--fetch N] [--rounds N]
 """
 
 from __future__ import (absolute_import, division, print_function)

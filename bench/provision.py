@@ -21,7 +21,7 @@ over the waited-for process tree, not a sum; the forked workers share most of
 their pages with the module process). The controller (ansible-playbook) is not
 counted: it is not the module process.
 
-Usage: bench/provision [--users N] [--scheme SHA512-CRYPT] [--rounds R]
+Usage: bench/run provision [--users N] [--scheme SHA512-CRYPT] [--rounds R]
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -39,12 +39,8 @@ import sys
 import tempfile
 import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO_ROOT, 'tests', 'integration'))
-
-import conftest as it  # noqa: E402  pylint: disable=wrong-import-position
-
-from ansible_collections.mailops.mailstack.plugins.module_utils import passwords  # noqa: E402
+from ansible_collections.mailops.mailstack.plugins.module_utils import passwords
+from mailstack_testlib import mariadb as it
 
 WRAPPER = r'''#!%(python)s
 # Runs the module with the real interpreter and records its peak RSS and wall time.

@@ -27,7 +27,7 @@ scenario, each against its own baseline in the same run.
 The benchmark's users (bench-*@DOMAIN) are created first and removed after.
 Prints one JSON object as its last line.
 
-Usage: bench/sharded [--smoke] [--inventory PATH] [--rounds N] [--messages N] [--move N]
+Usage: bench/run sharded [--smoke] [--inventory PATH] [--rounds N] [--messages N] [--move N]
 """
 
 from __future__ import (absolute_import, division, print_function)

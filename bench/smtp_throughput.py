@@ -34,8 +34,8 @@ lab that is already converged instead (a Molecule scenario's inventory, as
 `make test` does with the `single` scenario): mx1, filter1 and outside1 are
 its hosts, and stock1 is a container the benchmark adds to their network.
 
-Usage: bench/smtp_throughput [--smoke] [--keep] [--no-converge] [--inventory PATH]
-                             [--sink N] [--stock N] [--direct N] [--filtered N] [--spamc N]
+Usage: bench/run smtp_throughput [--smoke] [--keep] [--no-converge] [--inventory PATH]
+                                 [--sink N] [--stock N] [--direct N] [--filtered N] [--spamc N]
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -50,6 +50,7 @@ import threading
 import time
 from statistics import median
 
+import mailstack_testlib as testlib
 from benchlib import (CONTAINERS, REPO, address, inventory_hostvars, make_log, run, sh, wait_queue_empty,
                       without_filter)
 from benchlib import smtp_source as lab_smtp_source
@@ -96,15 +97,13 @@ def existing_containers():
 
 
 def playbook(path, logfile, extra=()):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_FORCE_COLOR='0')
-    cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')]
+    options = []
     for inventory in INVENTORIES:
-        cmd += ['-i', inventory]
-    cmd += [path] + list(extra)
+        options += ['-i', inventory]
     start = time.time()
     with open(logfile, 'a') as out:
-        rc = subprocess.call(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        rc = testlib.playbook(*options, path, *extra, env=testlib.ansible_env(config=testlib.CONFIG), cwd=REPO,
+                              stdout=out, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         with open(logfile) as f:
             tail = f.read()[-4000:]

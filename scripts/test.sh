@@ -58,12 +58,13 @@ stage_units() {
 # Benchmarks that need a converged scenario: their smoke runs follow that
 # scenario's test, on its hosts, before it is destroyed (two scenarios cannot
 # be up at once: they share host names). The others run in bench-smoke.
-declare -A scenario_benches=([single]="bench/smtp_throughput" [sharded]="bench/sharded"
-                              [nfs_shared]="bench/nfs_shared")
+# Benchmarks by name: `bench/run NAME` runs bench/NAME.py, `bench/run --list`
+# names them all.
+declare -A scenario_benches=([single]="smtp_throughput" [sharded]="sharded" [nfs_shared]="nfs_shared")
 declare -A bench_args=(
-  [bench/smtp_throughput]="--inventory $root/.cache/molecule/single/inventory"
-  [bench/sharded]="--inventory $root/.cache/molecule/sharded/inventory"
-  [bench/nfs_shared]="--inventory $root/.cache/molecule/nfs_shared/inventory"
+  [smtp_throughput]="--inventory $root/.cache/molecule/single/inventory"
+  [sharded]="--inventory $root/.cache/molecule/sharded/inventory"
+  [nfs_shared]="--inventory $root/.cache/molecule/nfs_shared/inventory"
 )
 benched=" "
 
@@ -90,12 +91,12 @@ not_in_suite=" nfs_shared "
 bench_smoke() {
   # Benchmarks are not timed tests: CI runs each with a small size to prove
   # it still works end to end and prints its JSON line; one whose ratios fall
-  # below its floors (bench/smtp_throughput's SMOKE_FLOORS) fails.
+  # below its floors (bench/smtp_throughput.py's SMOKE_FLOORS) fails.
   local b=$1 out start=$SECONDS
   # shellcheck disable=SC2086 # the arguments are words
-  out=$("$b" --smoke ${bench_args[$b]:-}) || { echo "$out"; echo "bench $b failed" >&2; return 1; }
+  out=$(bench/run "$b" --smoke ${bench_args[$b]:-}) || { echo "$out"; echo "bench $b failed" >&2; return 1; }
   echo "$out" | tail -n 1 | python3 -c 'import json,sys; print("bench", sys.argv[1], json.loads(sys.stdin.read()))' "$b"
-  timings+=("$b $((SECONDS - start))s")
+  timings+=("bench:$b $((SECONDS - start))s")
   benched+="$b "
 }
 
@@ -167,8 +168,7 @@ stage_bench_smoke() {
       break
     done
   done
-  for b in bench/*; do
-    [[ -x $b && -f $b && $b != *.* ]] || continue
+  for b in $(bench/run --list); do
     [[ $benched == *" $b "* || $elsewhere == *" $b "* ]] && continue
     bench_smoke "$b"
   done
