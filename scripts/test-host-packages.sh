@@ -1,9 +1,9 @@
 #!/bin/sh
-# Debian 12 packages the module tests (tests/integration) and bench/provision
+# Debian 12 packages the module tests (tests/integration) and `bench/run provision`
 # need on the host that runs them: MariaDB (mariadbd + mariadb-install-db, the
 # tests start their own throw-away server) and Dovecot (doveadm pw -t, the hash
 # compatibility check), rsync and OpenSSH (maildir_sync's tests and
-# bench/maildir_sync; the tests run their own sshd on a loopback port), and
+# `bench/run maildir_sync`; the tests run their own sshd on a loopback port), and
 # ShellCheck for ansible-test sanity. Idempotent: installs only what is missing,
 # and keeps the packages' services from starting (policy-rc.d) while installing.
 set -eu

@@ -1,9 +1,9 @@
 """Every role documents every variable it reads, and the documents agree.
 
 - each variable in defaults/main.yml is an option of meta/argument_specs.yml
-  (entry point `main`; an internal role such as `_common`, which has only
-  task files other roles include, documents each in an entry point of its
-  own) and the other way round;
+  (entry point `main`; an internal role such as `_common`, whose task files
+  other roles include and whose `main` only refuses to run, documents each
+  in the entry point of the task file that reads it) and the other way round;
 - each option's `default` is exactly the value in defaults/main.yml;
 - each option has a type and a description;
 - public variables carry the role's prefix, internal ones in vars/ the
