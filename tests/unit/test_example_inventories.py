@@ -142,6 +142,25 @@ def test_the_example_makes_its_topology_and_wires_without_errors(example):
     assert sorted(wiring["hosts"]) == sorted(hosts)
 
 
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_hosts_are_reached_with_sudo_and_the_controller_without(topology):
+    """Every host connects by its address as an account that becomes root;
+    the implicit localhost, where the maintenance playbooks run, gets none of
+    it (group_vars/all reaches it too)."""
+    loader = DataLoader()
+    loader.set_vault_secrets(secrets())
+    inventory = InventoryManager(loader=loader, sources=[str(EXAMPLES / topology)])
+    hostvars = HostVars(inventory=inventory, variable_manager=VariableManager(loader=loader, inventory=inventory),
+                        loader=loader)
+    for name in inventory.get_groups_dict()["all"]:
+        assert hostvars[name]["ansible_become"] is True, name
+        assert hostvars[name]["ansible_host"] == hostvars[name]["mailstack_address"], name
+    inventory.get_host("localhost")  # made on demand, as ansible-playbook does
+    localhost = hostvars["localhost"]
+    for name in ("ansible_become", "ansible_user", "ansible_host"):
+        assert name not in localhost, "%s: the controller's localhost gets %s" % (topology, name)
+
+
 def test_every_host_passes_the_pre_flight_checks_of_wire_yml(example):
     topology, groups, hostvars, wiring = example
     assert wiring["errors"] == [], wiring["errors"]
