@@ -6,10 +6,12 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 
-# The connection options of every module that talks to MariaDB
-# (mariadb_connection_spec in module_utils/maildb.py), written once: the
-# options of the DOCUMENTATION and CONNECTION fragments below.
-_CONNECTION_OPTIONS = r'''
+class ModuleDocFragment(object):
+
+    # The connection options of every module that talks to MariaDB
+    # (mariadb_connection_spec in module_utils/maildb.py), written once.
+    DOCUMENTATION = r'''
+options:
   login_host:
     description:
       - Host of the MariaDB server, reached over TCP. Ignored when O(login_unix_socket) is set.
@@ -45,13 +47,11 @@ _CONNECTION_OPTIONS = r'''
     default: 30
 '''
 
-
-class ModuleDocFragment(object):
-
-    # The mail database modules (maildb_argument_spec): the connection, TLS
-    # and the database.
-    DOCUMENTATION = r'''
-options:''' + _CONNECTION_OPTIONS + r'''  ca_cert:
+    # The mail database modules (maildb_argument_spec) add TLS and the
+    # database to the connection: mailops.mailstack.maildb.mail_database.
+    MAIL_DATABASE = r'''
+options:
+  ca_cert:
     description:
       - Path to a CA certificate; when set the connection uses TLS and verifies the server
         certificate against it.
@@ -69,11 +69,6 @@ notes:
   - O(login_user) needs read and write access to the mail tables (and DDL rights for
     M(mailops.mailstack.mail_schema)).
 '''
-
-    # Only the connection (mariadb_connection_spec): the replication modules,
-    # with mailops.mailstack.mariadb_replica.
-    CONNECTION = r'''
-options:''' + _CONNECTION_OPTIONS
 
     # Attributes shared by the mail database modules; a module states only
     # where it differs (mailops.mailstack.maildb.attributes).

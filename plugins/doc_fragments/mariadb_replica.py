@@ -10,7 +10,7 @@ class ModuleDocFragment(object):
 
     # The replication connection and what the replica login needs, shared by
     # mariadb_replica and mariadb_replica_info (module_utils/replication.py);
-    # the login itself is mailops.mailstack.maildb.connection.
+    # the login itself is mailops.mailstack.maildb.
     DOCUMENTATION = r'''
 options:
   connection_name:

@@ -43,8 +43,8 @@ DEFAULT_HOST = 'localhost'
 def mariadb_connection_spec():
     """The connection options of every module that talks to MariaDB, with their one set of defaults.
 
-    Documented once (doc fragment ``mailops.mailstack.maildb.connection``, part of
-    ``mailops.mailstack.maildb``), as community.mysql's mysql_common_argument_spec.
+    Documented once (doc fragment ``mailops.mailstack.maildb``; the mail database
+    modules add its part ``mail_database``), as community.mysql's mysql_common_argument_spec.
     login_host has no default: without it and without login_unix_socket the mail
     database modules connect to DEFAULT_HOST over TCP (connect), the replication
     modules, which run on the replica host, to its socket (replication.replica_target).

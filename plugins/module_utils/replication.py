@@ -5,7 +5,7 @@
 """MariaDB GTID replication: what mariadb_replica and mariadb_replica_info share.
 
 The connection options (maildb's one MariaDB connection spec and the name of
-the replication connection; doc fragments ``mailops.mailstack.maildb.connection``
+the replication connection; doc fragments ``mailops.mailstack.maildb``
 and ``mailops.mailstack.mariadb_replica``), the PyMySQL connections to the
 replica and to the primary,
 ``SHOW ALL SLAVES STATUS`` turned into a plain status dict with a health verdict,
@@ -59,7 +59,7 @@ class ReplicationError(Exception):
 def replica_argument_spec():
     """Options of the connection to the replica: the one MariaDB connection spec and connection_name.
 
-    Doc fragments mailops.mailstack.maildb.connection and mailops.mailstack.mariadb_replica.
+    Doc fragments mailops.mailstack.maildb and mailops.mailstack.mariadb_replica.
     """
     spec = mariadb_connection_spec()
     spec.update(connection_name=dict(type='str', default=''))

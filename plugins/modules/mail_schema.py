@@ -28,6 +28,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mailops.mailstack.maildb
+  - mailops.mailstack.maildb.mail_database
   - mailops.mailstack.maildb.attributes
 attributes:
   diff_mode:

@@ -150,6 +150,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mailops.mailstack.maildb
+  - mailops.mailstack.maildb.mail_database
   - mailops.mailstack.maildb.attributes
 attributes:
   check_mode:

@@ -95,6 +95,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mailops.mailstack.maildb
+  - mailops.mailstack.maildb.mail_database
 attributes:
   check_mode:
     support: full

@@ -130,7 +130,7 @@ options:
     default: 0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - mailops.mailstack.maildb.connection
+  - mailops.mailstack.maildb
   - mailops.mailstack.mariadb_replica
   - mailops.mailstack.mariadb_replica.primary
   - mailops.mailstack.maildb.attributes

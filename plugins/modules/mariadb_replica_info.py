@@ -36,7 +36,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mailops.mailstack.read_only
-  - mailops.mailstack.maildb.connection
+  - mailops.mailstack.maildb
   - mailops.mailstack.mariadb_replica
 seealso:
   - module: mailops.mailstack.mariadb_replica
