@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 from collections import namedtuple
 
 # name: the role. groups: the inventory groups whose hosts run it ('all':
@@ -17,8 +18,36 @@ from collections import namedtuple
 # a secret from, unread and unlogged). address_options: {option: 'address',
 # 'addresses' or 'networks'}, checked before any host changes. reads: the
 # options of other roles (and hosts) it reads. publishes_mta_sts: it needs
-# the domain's MTA-STS policy (HostFacts.mta_sts).
-RoleWiring = namedtuple('RoleWiring', 'name groups options copies address_options reads publishes_mta_sts')
+# the domain's MTA-STS policy (HostFacts.mta_sts). requires: function (host,
+# site, inventory, options) -> [(option, why, rule)], options the host's
+# wired options: what the role needs set on the host, checked by
+# playbooks/wire.yml before any host changes (a rule of RULES). The wiring
+# names the option, never reads its value (a secret is copied unread).
+RoleWiring = namedtuple('RoleWiring', 'name groups options copies address_options reads publishes_mta_sts requires')
+
+# The rules of a required option, by name: wire.yml's "Check the options each
+# role requires" tests each (keep the two alike; rule_holds is the same test
+# in Python, for the unit tests).
+RULES = ('non_empty', 'length 24', 'chap', 'pem certificate', 'pem private key')
+
+# A CHAP secret (tgt's incominguser, open-iscsi's node.session.auth).
+CHAP = re.compile(r'^[A-Za-z0-9._~+=@%^,:/-]{12,64}$')
+
+
+def rule_holds(rule, value):
+    """Whether a value meets a rule (the Python twin of wire.yml's check)."""
+    value = '' if value is None else value
+    if rule == 'non_empty':
+        return len(value) > 0
+    if rule == 'length 24':
+        return len(value) == 24
+    if rule == 'chap':
+        return isinstance(value, str) and CHAP.match(value) is not None
+    if rule == 'pem certificate':
+        return isinstance(value, str) and '-----BEGIN CERTIFICATE-----' in value
+    if rule == 'pem private key':
+        return isinstance(value, str) and re.search(r'-----BEGIN [A-Z ]*PRIVATE KEY-----', value) is not None
+    raise ValueError('unknown rule %r' % rule)
 
 
 def no_options(host, site, inventory):
@@ -26,9 +55,23 @@ def no_options(host, site, inventory):
     return {}
 
 
-def role_wiring(name, groups, options=no_options, copies=(), address_options=None, reads=(), publishes_mta_sts=False):
+def no_requirements(host, site, inventory, options):
+    """A role that needs nothing its defaults do not give."""
+    return []
+
+
+def role_wiring(name, groups, options=no_options, copies=(), address_options=None, reads=(), publishes_mta_sts=False,
+                requires=no_requirements):
     return RoleWiring(name, tuple(groups), options, tuple(copies), dict(address_options or {}), tuple(reads),
-                      publishes_mta_sts)
+                      publishes_mta_sts, requires)
+
+
+def effective(host, inventory, options, name):
+    """A (non-secret) option's value on the host as its role will see it:
+    the inventory's, else the wiring's, else the role's default."""
+    if inventory.is_set(host.name, name):
+        return inventory.get(host.name, name)
+    return options[name] if name in options else inventory.default(name)
 
 
 def unique(items):

@@ -18,12 +18,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.topology import decide_topology
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.addresses import address_errors
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.inventory import Inventory
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.registry import (
     ADDRESS_OPTIONS, ROLE_WIRINGS, runs)
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import RULES, unique
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import Site, host_facts
 
 # Settings of the whole site: hosts that disagree would build parts that do
@@ -42,12 +44,20 @@ def _wire(name, site):
     options = {}
     for wiring in wirings:
         options.update(wiring.options(host, site, site.inventory))
-    return roles, options
+    required = []
+    for wiring in wirings:
+        for option, why, rule in wiring.requires(host, site, site.inventory, options):
+            if rule not in RULES:
+                raise AnsibleFilterError('mail_wiring: role %s requires %s by an unknown rule %r'
+                                         % (wiring.name, option, rule))
+            if option not in [r['option'] for r in required]:
+                required.append({'option': option, 'why': why, 'rule': rule})
+    return roles, options, required
 
 
 def wire_host(name, groups, topology, inventory):
     """(roles, options) of one host (groups: the topology decision's)."""
-    return _wire(name, Site(groups, topology, inventory))
+    return _wire(name, Site(groups, topology, inventory))[:2]
 
 
 def _hosts(groups, mail_groups):
@@ -71,9 +81,11 @@ def _site_option_errors(inventory, mail_hosts):
 
 
 def _host_result(name, site, inventory):
-    roles, options = _wire(name, site)
+    roles, options, required = _wire(name, site)
     return {
         'roles': roles,
+        # What the roles need set (a secret, a source), named, never read.
+        'required': required,
         'options': dict((k, v) for k, v in options.items() if not inventory.is_set(name, k)),
         'copies': dict((option, source) for wiring in ROLE_WIRINGS if wiring.name in roles
                        for option, source in wiring.copies
@@ -82,7 +94,7 @@ def _host_result(name, site, inventory):
 
 
 def wire(groups, hostvars):
-    """{'topology', 'errors', 'hosts': {host: {'roles', 'options', 'copies'}}, 'address_options'}."""
+    """{'topology', 'errors', 'hosts': {host: {'roles', 'required', 'options', 'copies'}}, 'address_options'}."""
     decision = decide_topology(groups)
     inventory = Inventory(hostvars)
     hosts = _hosts(groups, decision['groups'])

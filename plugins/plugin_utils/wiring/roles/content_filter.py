@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import effective, role_wiring, unique
 
 
 def _reinject_port(host, site, inventory):
@@ -37,5 +37,14 @@ def content_filter_options(host, site, inventory):
     return options
 
 
+def content_filter_requires(host, site, inventory, options):
+    # The mirror is a URL, no secret.
+    if effective(host, inventory, options, 'content_filter_clamav_private_mirror'):
+        return []
+    return [('content_filter_clamav_signature_files', 'ClamAV needs signatures: files on the controller, or set '
+             'content_filter_clamav_private_mirror (the role never uses the public mirrors)', 'non_empty')]
+
+
 WIRING = role_wiring('content_filter', ('mail_filter',), content_filter_options,
-                     address_options={'content_filter_clients': 'networks'}, reads=('postfix_reinject_port',))
+                     address_options={'content_filter_clients': 'networks'}, reads=('postfix_reinject_port',),
+                     requires=content_filter_requires)

@@ -21,4 +21,9 @@ def dkim_options(host, site, inventory):
     return options
 
 
-WIRING = role_wiring('dkim', ('mail_mx', 'mail_smtp'), dkim_options)
+def dkim_requires(host, site, inventory, options):
+    return [('mailstack_domain', 'OpenDKIM signs the mail of the mail domain: without it, it signs nothing',
+             'non_empty')]
+
+
+WIRING = role_wiring('dkim', ('mail_mx', 'mail_smtp'), dkim_options, requires=dkim_requires)

@@ -54,4 +54,8 @@ def dns_options(host, site, inventory):
     return {'dns_zones': [dns_zone(site.decision, host.domain, addresses, policy, host.mta_sts, rua)]}
 
 
-WIRING = role_wiring('dns', ('mail_dns',), dns_options, publishes_mta_sts=True)
+def dns_requires(host, site, inventory, options):
+    return [('mailstack_domain', "the zone group 'mail_dns' serves is the mail domain's", 'non_empty')]
+
+
+WIRING = role_wiring('dns', ('mail_dns',), dns_options, publishes_mta_sts=True, requires=dns_requires)

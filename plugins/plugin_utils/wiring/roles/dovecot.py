@@ -9,7 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.addresses import host_network
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import effective, role_wiring, unique
 
 
 def _networks_of(hosts, inventory, why):
@@ -77,10 +77,20 @@ def dovecot_options(host, site, inventory):
     return options
 
 
+def dovecot_requires(host, site, inventory, options):
+    required = [('dovecot_db_password', "it reads the mail database with it (site.yml copies the host's "
+                 'mail_database_dovecot_password)', 'non_empty')]
+    if effective(host, inventory, options, 'dovecot_doveadm_listen'):
+        required.append(('dovecot_doveadm_password', "dovecot_doveadm_listen is set: the doveadm servers' shared "
+                         'secret (mailbox moves, session kicks)', 'non_empty'))
+    return required
+
+
 WIRING = role_wiring(
     'dovecot', ('mail_store', 'mail_proxy'), dovecot_options,
     copies=(('dovecot_db_password', 'mail_database_dovecot_password'),),
     address_options={'dovecot_lmtp_listen': 'addresses', 'dovecot_auth_listen': 'addresses',
                      'dovecot_doveadm_listen': 'addresses', 'dovecot_proxy_networks': 'networks',
                      'dovecot_trusted_networks': 'networks'},
-    reads=('nfs_server_export', 'nfs_server_mail_dir'))
+    reads=('nfs_server_export', 'nfs_server_mail_dir'),
+    requires=dovecot_requires)

@@ -19,5 +19,10 @@ def iscsi_target_options(host, site, inventory):
                                                               'the NFS server that logs into %s' % host.name))}
 
 
+def iscsi_target_requires(host, site, inventory, options):
+    return [('iscsi_target_chap_password', 'the NFS server logs in to the target with it (CHAP: 12 to 64 letters, '
+             'digits and ._~+=@%^,:/-)', 'chap')]
+
+
 WIRING = role_wiring('iscsi_target', ('mail_san',), iscsi_target_options,
-                     address_options={'iscsi_target_initiators': 'networks'})
+                     address_options={'iscsi_target_initiators': 'networks'}, requires=iscsi_target_requires)

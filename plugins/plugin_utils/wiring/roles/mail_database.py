@@ -79,4 +79,19 @@ def mail_database_options(host, site, inventory):
     return options
 
 
-WIRING = role_wiring('mail_database', ('mail_db', 'mail_db_replica'), mail_database_options)
+def mail_database_requires(host, site, inventory, options):
+    required = [('mail_database_postfix_password', "Postfix's account in the mail database", 'non_empty'),
+                ('mail_database_dovecot_password', "Dovecot's account in the mail database", 'non_empty')]
+    if host.name in site.replicas:
+        required.append(('mail_database_replication_password', 'the replica logs in to the primary with it',
+                         'non_empty'))
+    else:
+        required.insert(0, ('mail_database_admin_password', 'the provisioning account of the primary', 'non_empty'))
+        if site.replicas:
+            required.append(('mail_database_replication_password', 'the replicas (%s) log in with it'
+                             % ', '.join(site.replicas), 'non_empty'))
+    return required
+
+
+WIRING = role_wiring('mail_database', ('mail_db', 'mail_db_replica'), mail_database_options,
+                     requires=mail_database_requires)

@@ -95,9 +95,15 @@ def postfix_options(host, site, inventory):
     return options
 
 
+def postfix_requires(host, site, inventory, options):
+    return [('postfix_db_password', "it reads the mail database with it (site.yml copies the host's "
+             'mail_database_postfix_password)', 'non_empty')]
+
+
 WIRING = role_wiring(
     'postfix', ('mail_mx', 'mail_backup_mx', 'mail_smtp'), postfix_options,
     copies=(('postfix_db_password', 'mail_database_postfix_password'),),
     address_options={'postfix_mynetworks': 'networks', 'postfix_reinject_clients': 'networks'},
     reads=('dovecot_lmtp_port', 'dovecot_auth_port', 'dkim_port', 'dmarc_port', 'dovecot_quota_status_port',
-           'content_filter_port', 'content_filter_children'))
+           'content_filter_port', 'content_filter_children'),
+    requires=postfix_requires)

@@ -84,4 +84,12 @@ def tls_options(host, site, inventory):
     return options
 
 
-WIRING = role_wiring('tls', GROUPS, tls_options)
+def tls_requires(host, site, inventory, options):
+    # No default: the inventory chooses (its argument spec requires it).
+    if inventory.optional(host.name, 'tls_source') != 'provided':
+        return []
+    return [('tls_certificate', 'tls_source=provided installs this certificate (PEM)', 'pem certificate'),
+            ('tls_private_key', "tls_source=provided installs this certificate's key (PEM)", 'pem private key')]
+
+
+WIRING = role_wiring('tls', GROUPS, tls_options, requires=tls_requires)

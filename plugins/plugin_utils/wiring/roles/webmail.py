@@ -25,4 +25,9 @@ def webmail_options(host, site, inventory):
     return options
 
 
-WIRING = role_wiring('webmail', ('mail_webmail',), webmail_options, publishes_mta_sts=True)
+def webmail_requires(host, site, inventory, options):
+    return [('webmail_des_key', "Roundcube's session encryption key", 'length 24')]
+
+
+WIRING = role_wiring('webmail', ('mail_webmail',), webmail_options, publishes_mta_sts=True,
+                     requires=webmail_requires)

@@ -97,7 +97,10 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     }
     assert hosts["mx1"]["copies"] == {"postfix_db_password": "mail_database_postfix_password",
                                       "dovecot_db_password": "mail_database_dovecot_password"}
-    assert hosts["filter1"] == {"roles": ["common", "content_filter"], "copies": {}, "options": {
+    assert hosts["filter1"] == {"roles": ["common", "content_filter"], "copies": {}, "required": [
+        {"option": "content_filter_clamav_signature_files", "rule": "non_empty",
+         "why": "ClamAV needs signatures: files on the controller, or set content_filter_clamav_private_mirror "
+                "(the role never uses the public mirrors)"}], "options": {
         "content_filter_clients": ["10.0.0.1"],
         "content_filter_reinject_host": "*",
         "content_filter_reinject_port": 10025,
@@ -117,7 +120,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     assert {"name": "_smtp._tls", "type": "TXT", "value": '"v=TLSRPTv1; rua=mailto:postmaster@example.test"'} \
         in zone["records"]
     # A host in no mail group gets the base role only.
-    assert hosts["outside1"] == {"roles": ["common"], "options": {}, "copies": {}}
+    assert hosts["outside1"] == {"roles": ["common"], "options": {}, "copies": {}, "required": []}
 
 
 def test_single_with_the_filter_on_the_mail_server():
@@ -670,3 +673,78 @@ def test_tls_reports_go_where_the_inventory_says_and_a_wrong_address_is_named():
         common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_tls_rpt_rua=bad)
         assert mail_wiring(*inventory(groups, hv, common))["errors"] == [
             "ns1: mailstack_tls_rpt_rua must be 'none' or mailto: and https: URIs separated by commas, not %r" % bad]
+
+
+# What each host's roles require set (checked by wire.yml before any host
+# changes): (option, rule) per host, in play order. The wiring names the
+# options; it never reads their values.
+DOMAIN = ("mailstack_domain", "non_empty")
+DB_ACCOUNTS = [("mail_database_postfix_password", "non_empty"), ("mail_database_dovecot_password", "non_empty")]
+PRIMARY = [("mail_database_admin_password", "non_empty")] + DB_ACCOUNTS
+SIGNATURES = ("content_filter_clamav_signature_files", "non_empty")
+POSTFIX_DB, DOVECOT_DB = ("postfix_db_password", "non_empty"), ("dovecot_db_password", "non_empty")
+DOVEADM = ("dovecot_doveadm_password", "non_empty")
+DES_KEY = ("webmail_des_key", "length 24")
+REPLICATION = ("mail_database_replication_password", "non_empty")
+
+
+def required(hosts):
+    return dict((h, [(r["option"], r["rule"]) for r in wired_host["required"]]) for h, wired_host in hosts.items())
+
+
+@pytest.mark.parametrize("topology, expected", [
+    (SINGLE_WITH_FILTER_HOST, {"ns1": [DOMAIN], "mx1": [DOMAIN] + PRIMARY + [POSTFIX_DB, DOVECOT_DB, DES_KEY],
+                               "filter1": [SIGNATURES], "outside1": []}),
+    # The primary has a replica: both need the replication password.
+    (BACKUP, {"ns1": [DOMAIN], "mx1": [DOMAIN] + PRIMARY + [REPLICATION, POSTFIX_DB, DOVECOT_DB],
+              "mx2": DB_ACCOUNTS + [REPLICATION, POSTFIX_DB]}),
+    # doveadm listens on every Dovecot host (moves, kicks).
+    (SHARDED, {"ns1": [DOMAIN] + PRIMARY + [SIGNATURES], "smtp1": [DOMAIN, POSTFIX_DB],
+               "smtp2": [DOMAIN, POSTFIX_DB], "proxy1": [DOVECOT_DB, DOVEADM, DES_KEY],
+               "ms1": [DOVECOT_DB, DOVEADM], "ms2": [DOVECOT_DB, DOVEADM]}),
+    (NFS_SHARED, {"ns1": [DOMAIN] + PRIMARY, "nfs1": [], "ms1": [DOMAIN, POSTFIX_DB, DOVECOT_DB],
+                  "ms2": [DOMAIN, POSTFIX_DB, DOVECOT_DB]}),
+], ids=["single", "backup_mx", "sharded", "nfs_shared"])
+def test_what_each_host_requires(topology, expected):
+    assert required(wired(**topology)) == expected
+
+
+def test_requirements_follow_the_inventory():
+    """The iSCSI variant needs the CHAP secret on the target and the NFS
+    server; provided certificates need their PEM; a private mirror stands in
+    for signature files; doveadm set to listen needs its secret anywhere."""
+    groups = dict(NFS_SHARED["groups"], mail_san=["san1"], mail_filter=["ns1"])
+    hosts = dict(NFS_SHARED["hosts"], san1={"ansible_facts": facts("10.0.0.210")},
+                 ns1=dict(NFS_SHARED["hosts"]["ns1"], content_filter_clamav_private_mirror="https://clamav.internal"),
+                 ms1=dict(NFS_SHARED["hosts"]["ms1"], tls_source="provided", dovecot_doveadm_listen=["10.0.0.202"]))
+    result = required(wired(groups, hosts))
+    assert result["san1"] == [("iscsi_target_chap_password", "chap")]
+    assert result["nfs1"] == [("nfs_server_iscsi_chap_password", "chap")]
+    assert result["ns1"] == [DOMAIN] + PRIMARY
+    assert result["ms1"] == [DOMAIN, ("tls_certificate", "pem certificate"), ("tls_private_key", "pem private key"),
+                             POSTFIX_DB, DOVECOT_DB, DOVEADM]
+    assert result["ms2"] == [DOMAIN, POSTFIX_DB, DOVECOT_DB]
+
+
+def test_a_requirement_says_why_and_never_holds_a_value():
+    groups, hv = inventory(SINGLE_WITH_FILTER_HOST["groups"], SINGLE_WITH_FILTER_HOST["hosts"],
+                           dict(PASSWORDS, mailstack_domain="example.test", webmail_des_key="S3CRET-des-key-24-chars!"))
+    hosts = mail_wiring(groups, hv)["hosts"]
+    for name, host in hosts.items():
+        for requirement in host["required"]:
+            assert sorted(requirement) == ["option", "rule", "why"] and requirement["why"], (name, requirement)
+    assert "S3CRET" not in repr(hosts) and "'pf'" not in repr(hosts)
+
+
+@pytest.mark.parametrize("rule, good, bad", [
+    ("non_empty", ["x", ["a.cvd"]], ["", [], None]),
+    ("length 24", ["a" * 24], ["a" * 23, "a" * 25, ""]),
+    ("chap", ["abcdefghijkl", "a.b_c~d+e=f@g%h^i,j:k/l-m"], ["short", "a" * 65, "has spaces in it", "quote'quote'"]),
+    ("pem certificate", ["-----BEGIN CERTIFICATE-----\nMII\n"], ["", "MII"]),
+    ("pem private key", ["-----BEGIN PRIVATE KEY-----\n", "-----BEGIN EC PRIVATE KEY-----\n"], ["", "key"]),
+])
+def test_rules(rule, good, bad):
+    from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import RULES, rule_holds
+    assert rule in RULES
+    assert all(rule_holds(rule, value) for value in good)
+    assert not any(rule_holds(rule, value) for value in bad)
