@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from mailstack_testlib import CONFIG, ansible_env, playbook as ansible_playbook
+from mailstack_testlib import CONFIG, ansible_env, playbook as ansible_playbook, recap
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,3 +117,94 @@ def test_the_root_site_yml_runs_the_same_plays(tmp_path):
     assert result.returncode != 0, out
     assert "TASK [Validate the options of each role this host runs]" in out and "postfix_inet_protocols" in out, out
     assert "PLAY [Base of every host]" not in out, out
+
+
+# A complete sharded inventory on this machine (connection local, --check):
+# every secret and source its roles require is set, each to a distinctive
+# value that must never appear in the output. proxy1 installs provided
+# certificates (fake PEM: the pre-flight checks only their form).
+SECRETS = {
+    "mail_database_admin_password": "AdminPw-q7Zr1",
+    "mail_database_postfix_password": "PostfixPw-x3Kd8",
+    "mail_database_dovecot_password": "DovecotPw-m5Tn2",
+    "dovecot_doveadm_password": "DoveadmPw-w9Hs4",
+    "webmail_des_key": "DesKey-b6Vy0-24chars-abc",
+}
+CERTIFICATE = "-----BEGIN CERTIFICATE-----\nCertBody-k2Pj7\n-----END CERTIFICATE-----\n"
+PRIVATE_KEY = "-----BEGIN PRIVATE KEY-----\nKeyBody-f8Lc3\n-----END PRIVATE KEY-----\n"
+assert len(SECRETS["webmail_des_key"]) == 24
+
+SHARDED_HOSTS = {"ns1": ["mail_dns", "mail_db", "mail_filter"], "smtp1": ["mail_smtp"], "smtp2": ["mail_smtp"],
+                 "proxy1": ["mail_proxy", "mail_webmail"], "ms1": ["mail_store"], "ms2": ["mail_store"]}
+
+
+def sharded_inventory(without=None, address="10.0.0.%d", **wrong):
+    """The inventory as YAML, without one variable (of group all, or of
+    proxy1), or with wrong values (of group all)."""
+    common = dict(SECRETS, mailstack_domain="example.test", tls_source="lab_ca",
+                  content_filter_clamav_signature_files=["/srv/clamav/main.cvd"],
+                  ansible_connection="local", ansible_python_interpreter=sys.executable)
+    proxy1 = {"tls_source": "provided", "tls_certificate": CERTIFICATE, "tls_private_key": PRIVATE_KEY}
+    common.pop(without, None)
+    proxy1.pop(without, None)
+    common.update(wrong)
+    hosts = dict((name, {"mailstack_address": address % (i + 1)}) for i, name in enumerate(SHARDED_HOSTS))
+    hosts["proxy1"].update(proxy1)
+    groups = {}
+    for name, member_of in SHARDED_HOSTS.items():
+        for group in member_of:
+            groups.setdefault(group, {"hosts": {}})["hosts"][name] = None
+    return yaml.safe_dump({"all": {"vars": common, "hosts": hosts, "children": groups}})
+
+
+REQUIRED_TASK = "TASK [Check the options each role requires on this host]"
+
+
+@pytest.mark.parametrize("without, refused", [
+    ("mailstack_domain", [("ns1", "mailstack_domain"), ("smtp1", "mailstack_domain"), ("smtp2", "mailstack_domain")]),
+    ("mail_database_admin_password", [("ns1", "mail_database_admin_password")]),
+    # Copied unread to Postfix's and Dovecot's hosts: refused there too.
+    ("mail_database_postfix_password", [("ns1", "mail_database_postfix_password"), ("smtp1", "postfix_db_password"),
+                                        ("smtp2", "postfix_db_password")]),
+    ("mail_database_dovecot_password", [("ns1", "mail_database_dovecot_password"), ("proxy1", "dovecot_db_password"),
+                                        ("ms1", "dovecot_db_password"), ("ms2", "dovecot_db_password")]),
+    ("dovecot_doveadm_password", [("proxy1", "dovecot_doveadm_password"), ("ms1", "dovecot_doveadm_password"),
+                                  ("ms2", "dovecot_doveadm_password")]),
+    ("webmail_des_key", [("proxy1", "webmail_des_key")]),
+    ("content_filter_clamav_signature_files", [("ns1", "content_filter_clamav_signature_files")]),
+    ("tls_certificate", [("proxy1", "tls_certificate")]),
+    ("tls_private_key", [("proxy1", "tls_private_key")]),
+])
+def test_a_missing_requirement_stops_before_any_change(tmp_path, without, refused):
+    result = run_site(tmp_path, sharded_inventory(without), "--check")
+    assert_refused_in_the_pre_flight(result, refused)
+
+
+def test_a_wrong_requirement_stops_before_any_change(tmp_path):
+    result = run_site(tmp_path, sharded_inventory(webmail_des_key="DesKey-b6Vy0-23chars-ab"), "--check")
+    assert_refused_in_the_pre_flight(result, [("proxy1", "webmail_des_key")])
+    assert "DesKey-b6Vy0-23chars-ab" not in result.stdout + result.stderr
+
+
+def assert_refused_in_the_pre_flight(result, refused):
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert REQUIRED_TASK in out, out
+    for host, option in refused:
+        assert "%s: %s is unset or breaks the rule" % (host, option) in out, out
+    # Nothing after the pre-flight: no role's play, no role's task, no change.
+    assert out.count("PLAY [") == 1 and "TASK [mailops.mailstack." not in out, out
+    for host in SHARDED_HOSTS:
+        assert recap(out, host)["changed"] == "0", out
+    assert not any(value in out for value in list(SECRETS.values()) + ["CertBody", "KeyBody"]), out
+
+
+def test_the_pre_flight_passes_and_never_shows_a_secret(tmp_path):
+    """The complete inventory passes wire.yml (the pre-flight alone: no role
+    runs), and no secret's value is in its verbose output."""
+    result = run_site(tmp_path, sharded_inventory(), "--check", "-v", playbook=REPO / "playbooks" / "wire.yml")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert REQUIRED_TASK in out and "ok: [proxy1] => (item=webmail_des_key)" in out, out
+    for value in list(SECRETS.values()) + ["CertBody", "KeyBody"]:
+        assert value not in out, "%s is in the output:\n%s" % (value, out)
