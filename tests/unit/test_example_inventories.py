@@ -8,7 +8,8 @@ contacting a host (every example host has its mailstack_address, so the
 wiring needs no facts):
 
 - the topology the example is named after, and a wiring without errors;
-- mailstack_domain on the mail_dns hosts;
+- what each host's roles require set (the wiring's required list: a secret,
+  the mail domain, a signature source), by the rules of wire.yml's check;
 - the address and network options (mail_address_errors), as the inventory
   sets them and as the wiring computes them;
 - every role a host runs, validated against its meta/argument_specs.yml
@@ -37,6 +38,7 @@ from ansible.vars.manager import VariableManager
 
 from ansible_collections.mailops.mailstack.plugins.filter.wiring import mail_address_errors
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.registry import role_default
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import rule_holds
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.wire import wire
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,11 +169,14 @@ def test_every_host_passes_the_pre_flight_checks_of_wire_yml(example):
     problems = []
     for name, wired in sorted(wiring["hosts"].items()):
         host = Host(name, hostvars, wired)
-        # "Check that the mail domain is named"
-        if name in groups.get("mail_dns", []):
-            found, domain = host.inventory("mailstack_domain")
-            if not (found and domain):
-                problems.append("%s: mailstack_domain is not set (a mail_dns host)" % name)
+        # "Check the options each role requires on this host": the host's own
+        # variable (the inventory's, or a secret the wiring copied), else
+        # empty (the lookup's default), against the rule the wiring names.
+        for requirement in wired["required"]:
+            found, value = host.provided(requirement["option"])
+            if not rule_holds(requirement["rule"], value if found else ""):
+                problems.append("%s: %s is unset or breaks the rule '%s' (%s)" % (
+                    name, requirement["option"], requirement["rule"], requirement["why"]))
         # "Check the addresses and networks this host's options name": the
         # inventory's values, and the wiring's (checked again by the roles).
         for option in wiring["address_options"]:
