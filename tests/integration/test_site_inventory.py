@@ -136,25 +136,41 @@ assert len(SECRETS["webmail_des_key"]) == 24
 
 SHARDED_HOSTS = {"ns1": ["mail_dns", "mail_db", "mail_filter"], "smtp1": ["mail_smtp"], "smtp2": ["mail_smtp"],
                  "proxy1": ["mail_proxy", "mail_webmail"], "ms1": ["mail_store"], "ms2": ["mail_store"]}
+# nfs_shared on an iSCSI LUN: the CHAP secret on the target and the NFS server.
+NFS_SAN_HOSTS = {"ns1": ["mail_dns", "mail_db"], "nfs1": ["mail_nfs"], "san1": ["mail_san"],
+                 "ms1": ["mail_mx", "mail_store"], "ms2": ["mail_mx", "mail_store"]}
+CHAP_SECRET = "ChapSecret-r4Gu6"
 
 
-def sharded_inventory(without=None, address="10.0.0.%d", **wrong):
-    """The inventory as YAML, without one variable (of group all, or of
-    proxy1), or with wrong values (of group all)."""
-    common = dict(SECRETS, mailstack_domain="example.test", tls_source="lab_ca",
-                  content_filter_clamav_signature_files=["/srv/clamav/main.cvd"],
-                  ansible_connection="local", ansible_python_interpreter=sys.executable)
-    proxy1 = {"tls_source": "provided", "tls_certificate": CERTIFICATE, "tls_private_key": PRIVATE_KEY}
+def local_inventory(hosts_groups, common, proxy1=None, without=None, **wrong):
+    """An inventory on this machine as YAML, without one variable (of group
+    all, or of proxy1), or with wrong values (of group all)."""
+    common = dict(common, ansible_connection="local", ansible_python_interpreter=sys.executable)
+    proxy1 = dict(proxy1 or {})
     common.pop(without, None)
     proxy1.pop(without, None)
     common.update(wrong)
-    hosts = dict((name, {"mailstack_address": address % (i + 1)}) for i, name in enumerate(SHARDED_HOSTS))
-    hosts["proxy1"].update(proxy1)
+    hosts = dict((name, {"mailstack_address": "10.0.0.%d" % (i + 1)}) for i, name in enumerate(hosts_groups))
+    if "proxy1" in hosts:
+        hosts["proxy1"].update(proxy1)
     groups = {}
-    for name, member_of in SHARDED_HOSTS.items():
+    for name, member_of in hosts_groups.items():
         for group in member_of:
             groups.setdefault(group, {"hosts": {}})["hosts"][name] = None
     return yaml.safe_dump({"all": {"vars": common, "hosts": hosts, "children": groups}})
+
+
+def sharded_inventory(without=None, **wrong):
+    common = dict(SECRETS, mailstack_domain="example.test", tls_source="lab_ca",
+                  content_filter_clamav_signature_files=["/srv/clamav/main.cvd"])
+    proxy1 = {"tls_source": "provided", "tls_certificate": CERTIFICATE, "tls_private_key": PRIVATE_KEY}
+    return local_inventory(SHARDED_HOSTS, common, proxy1, without, **wrong)
+
+
+def nfs_san_inventory(without=None, **wrong):
+    common = dict(SECRETS, mailstack_domain="example.test", tls_source="lab_ca", mailstack_mta_sts_mode="off",
+                  iscsi_target_chap_password=CHAP_SECRET)
+    return local_inventory(NFS_SAN_HOSTS, common, None, without, **wrong)
 
 
 REQUIRED_TASK = "TASK [Check the options each role requires on this host]"
@@ -176,17 +192,26 @@ REQUIRED_TASK = "TASK [Check the options each role requires on this host]"
     ("tls_private_key", [("proxy1", "tls_private_key")]),
 ])
 def test_a_missing_requirement_stops_before_any_change(tmp_path, without, refused):
-    result = run_site(tmp_path, sharded_inventory(without), "--check")
-    assert_refused_in_the_pre_flight(result, refused)
+    result = run_site(tmp_path, sharded_inventory(without), "--check", "-v")
+    assert_refused_in_the_pre_flight(result, refused, SHARDED_HOSTS)
 
 
-def test_a_wrong_requirement_stops_before_any_change(tmp_path):
-    result = run_site(tmp_path, sharded_inventory(webmail_des_key="DesKey-b6Vy0-23chars-ab"), "--check")
-    assert_refused_in_the_pre_flight(result, [("proxy1", "webmail_des_key")])
-    assert "DesKey-b6Vy0-23chars-ab" not in result.stdout + result.stderr
+@pytest.mark.parametrize("inventory, refused, value", [
+    (sharded_inventory(webmail_des_key="DesKey-b6Vy0-23chars-ab"), [("proxy1", "webmail_des_key")],
+     "DesKey-b6Vy0-23chars-ab"),
+    (nfs_san_inventory(without="iscsi_target_chap_password"),
+     [("san1", "iscsi_target_chap_password"), ("nfs1", "nfs_server_iscsi_chap_password")], CHAP_SECRET),
+    (nfs_san_inventory(iscsi_target_chap_password="Short-z1Q"),
+     [("san1", "iscsi_target_chap_password"), ("nfs1", "nfs_server_iscsi_chap_password")], "Short-z1Q"),
+], ids=["des-key-23-characters", "nfs-san-without-chap", "nfs-san-chap-too-short"])
+def test_a_wrong_requirement_stops_before_any_change(tmp_path, inventory, refused, value):
+    result = run_site(tmp_path, inventory, "--check", "-v")
+    hosts = NFS_SAN_HOSTS if "nfs1" in dict(refused) else SHARDED_HOSTS
+    assert_refused_in_the_pre_flight(result, refused, hosts)
+    assert value not in result.stdout + result.stderr
 
 
-def assert_refused_in_the_pre_flight(result, refused):
+def assert_refused_in_the_pre_flight(result, refused, hosts):
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert REQUIRED_TASK in out, out
@@ -194,17 +219,21 @@ def assert_refused_in_the_pre_flight(result, refused):
         assert "%s: %s is unset or breaks the rule" % (host, option) in out, out
     # Nothing after the pre-flight: no role's play, no role's task, no change.
     assert out.count("PLAY [") == 1 and "TASK [mailops.mailstack." not in out, out
-    for host in SHARDED_HOSTS:
+    for host in hosts:
         assert recap(out, host)["changed"] == "0", out
-    assert not any(value in out for value in list(SECRETS.values()) + ["CertBody", "KeyBody"]), out
+    assert not any(value in out for value in list(SECRETS.values()) + ["CertBody", "KeyBody", CHAP_SECRET]), out
 
 
-def test_the_pre_flight_passes_and_never_shows_a_secret(tmp_path):
+@pytest.mark.parametrize("inventory, checked", [
+    (sharded_inventory(), "ok: [proxy1] => (item=webmail_des_key)"),
+    (nfs_san_inventory(), "ok: [nfs1] => (item=nfs_server_iscsi_chap_password)"),
+], ids=["sharded", "nfs-san"])
+def test_the_pre_flight_passes_and_never_shows_a_secret(tmp_path, inventory, checked):
     """The complete inventory passes wire.yml (the pre-flight alone: no role
     runs), and no secret's value is in its verbose output."""
-    result = run_site(tmp_path, sharded_inventory(), "--check", "-v", playbook=REPO / "playbooks" / "wire.yml")
+    result = run_site(tmp_path, inventory, "--check", "-v", playbook=REPO / "playbooks" / "wire.yml")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    assert REQUIRED_TASK in out and "ok: [proxy1] => (item=webmail_des_key)" in out, out
-    for value in list(SECRETS.values()) + ["CertBody", "KeyBody"]:
+    assert REQUIRED_TASK in out and checked in out, out
+    for value in list(SECRETS.values()) + ["CertBody", "KeyBody", CHAP_SECRET]:
         assert value not in out, "%s is in the output:\n%s" % (value, out)
