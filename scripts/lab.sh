@@ -4,10 +4,13 @@
 #   scripts/lab.sh prepare   host packages (podman, runc, debootstrap) and the
 #                            podman settings this machine needs (docs/lab.md)
 #   scripts/lab.sh image     the Debian 12 base image, built from debootstrap and
-#                            imported, with the Debian packages the roles
-#                            install already in it (their services disabled);
-#                            cached, rebuilt only when its recipe (this file's
-#                            image section, the roles' package lists) changes
+#                            imported: a bare Debian system (systemd, Python,
+#                            SSH) on which the roles install what they need
+#                            through apt, from a package repository inside the
+#                            image that holds the roles' packages (so a converge
+#                            needs no mirror); cached, rebuilt only when its
+#                            recipe (this file's image section, the roles'
+#                            package lists) changes
 #   scripts/lab.sh vm-image  the virtual machines' disk, kernel and initrd
 #                            (the NFS topology: containers cannot mount NFS on
 #                            this kernel), made from the base image; cached in
@@ -22,19 +25,28 @@ image=${MAILSTACK_IMAGE:-localhost/mailstack-debian12:latest}
 mirror=${MAILSTACK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${MAILSTACK_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 suite=bookworm
-# Packages every lab host has: systemd and Ansible's Python.
-image_packages=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,ca-certificates,gnupg,procps,less
-# Installed with the roles' packages for the lab's own checks: the internet
-# host verifies DKIM signatures with dkimpy (a verifier that is not the
-# signer) and runs the lab's ACME server (pebble), and it cannot reach the
-# mirrors itself.
-lab_packages="python3-dkim pebble"
+# What every lab host has installed: what a freshly installed Debian 12
+# server has that Ansible needs (systemd, Python 3, SSH, iproute2), and not
+# one package more: not even python3-apt (Ansible's apt module installs it).
+# Each role installs the rest through apt, as on a bare host, so a package
+# missing from a role's list is missing on the host that runs the role.
+image_packages=systemd,systemd-sysv,dbus,python3,iproute2,ca-certificates,openssh-server
+# In the lab repository too, for the lab's own hosts (extensions/molecule/shared):
+# the internet host's Postfix, its DKIM verifier (dkimpy: a verifier that is not
+# the signer) and the lab's ACME server (pebble, its keys by community.crypto).
+lab_packages="postfix python3-dkim pebble python3-cryptography python3-apt"
+# The lab repository: every package the roles and the lab install, with their
+# dependencies, and the APT settings that prefer it to the mirror. Hosts that
+# resolve through the lab's DNS cannot reach the mirror (the lab's BIND does
+# not recurse), and a newer package on the mirror must not make a converge
+# download: the repository's versions win. The mirror stays in sources.list,
+# as on a real host.
+lab_repo=/var/lib/mailstack-lab/debs
 
 # The Debian packages and debconf answers of the roles, read from the roles
 # themselves (roles/*/vars/main.yml: *__packages, *__debconf; role common's
-# common_packages). Baked into the image so that a converge does not spend
-# minutes in apt; the roles still install them (a no-op here), and a package
-# missing from a role's list is missing from the image too.
+# common_packages). The container image's repository holds the packages; the
+# debconf answers are the roles' own to give (the VM image installs both).
 role_packages() {
   "$root/.venv/bin/python" - "$root/roles" "$1" <<'PYEOF'
 import glob, os, re, sys
@@ -73,8 +85,9 @@ prepare() {
   # openssh-client: Ansible reaches the scenarios' hosts over SSH (extensions/molecule/shared/create.yml).
   # qemu-system-x86, qemu-utils: the NFS topology's virtual machines (software
   # emulation: this machine's /dev/kvm cannot run a Debian kernel, docs/lab.md).
+  # apt-utils: apt-ftparchive indexes the image's package repository.
   for pkg in podman runc netavark aardvark-dns iptables debootstrap uidmap slirp4netns openssh-client \
-    qemu-system-x86 qemu-utils; do
+    qemu-system-x86 qemu-utils apt-utils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
@@ -113,7 +126,7 @@ recipe_hash() {
     printf '%s\n' "$image_packages" "$lab_packages" "$mirror" "$security_mirror" "$suite"
     role_packages packages
     role_packages debconf
-    declare -f build_image install_role_packages
+    declare -f build_image lab_repository host_keys_per_host
     cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true
   } | sha256sum | cut -c1-16
 }
@@ -133,14 +146,50 @@ EOF
     cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
     chroot "$rootfs" update-ca-certificates >/dev/null 2>&1 || true
   fi
-  install_role_packages "$rootfs"
+  lab_repository "$rootfs"
+  host_keys_per_host "$rootfs"
   # Containers need neither getty nor udev-driven units.
   chroot "$rootfs" systemctl mask getty@tty1.service serial-getty@console.service \
     systemd-udevd.service systemd-udev-trigger.service systemd-firstboot.service >/dev/null 2>&1 || true
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  # Empty lists must look stale, or apt's cache_valid_time trusts them.
-  touch -d @0 "$rootfs/var/lib/apt/lists"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
+  # The lists look stale, as on a host installed a while ago: the roles'
+  # apt tasks (cache_valid_time) refresh them.
+  find "$rootfs/var/lib/apt/lists" -exec touch -h -d @0 {} +
   : >"$rootfs/etc/machine-id"
+}
+
+# The lab repository (lab_repo above) in the image: the roles' and the lab's
+# packages with every dependency the bare system lacks, downloaded from the
+# mirror, indexed (apt-ftparchive, on this machine) and pinned above the mirror.
+lab_repository() {
+  local rootfs=$1 rc=0
+  cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  {
+    chroot "$rootfs" apt-get update -qq &&
+      { role_packages packages; tr ' ' '\n' <<<"$lab_packages"; } | xargs chroot "$rootfs" env \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --download-only
+  } >>"$rootfs.log" 2>&1 || rc=$?
+  ((rc == 0)) || { tail -n 30 "$rootfs.log" >&2; return "$rc"; }
+  mkdir -p "$rootfs$lab_repo"
+  mv "$rootfs"/var/cache/apt/archives/*.deb "$rootfs$lab_repo/"
+  (cd "$rootfs$lab_repo" && apt-ftparchive packages . >Packages) 2>>"$rootfs.log"
+  echo "deb [trusted=yes] file:$lab_repo ./" >"$rootfs/etc/apt/sources.list.d/mailstack-lab.list"
+  printf 'Package: *\nPin: origin ""\nPin-Priority: 990\n' >"$rootfs/etc/apt/preferences.d/mailstack-lab"
+  chroot "$rootfs" apt-get update -qq >>"$rootfs.log" 2>&1
+}
+
+# Every host makes its own SSH host keys when sshd first starts, and its own
+# iSCSI initiator name when iscsid first starts (open-iscsi's
+# startup-checks.sh): a name copied from the image would be every host's.
+host_keys_per_host() {
+  local rootfs=$1
+  rm -f "$rootfs"/etc/ssh/ssh_host_*
+  if [[ -f $rootfs/etc/iscsi/initiatorname.iscsi ]]; then
+    echo GenerateName=yes >"$rootfs/etc/iscsi/initiatorname.iscsi"
+  fi
+  mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
+  printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+    >"$rootfs/etc/systemd/system/ssh.service.d/mailstack-lab-host-keys.conf"
 }
 
 install_role_packages() {
@@ -155,23 +204,14 @@ install_role_packages() {
   local rc=0
   {
     chroot "$rootfs" apt-get update -qq &&
-      { role_packages packages; tr ' ' '\n' <<<"$lab_packages"; } | xargs chroot "$rootfs" env \
+      role_packages packages | xargs chroot "$rootfs" env \
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
   } >>"$rootfs.log" 2>&1 || rc=$?
   # The roles enable what a host runs: nothing runs because it is installed.
   after=$(chroot "$rootfs" systemctl list-unit-files --state=enabled --no-legend | awk '{print $1}' | sort)
   comm -13 <(echo "$before") <(echo "$after") | grep -v '@' \
     | xargs -r chroot "$rootfs" systemctl disable --quiet >>"$rootfs.log" 2>&1 || rc=$?
-  # Every host makes its own SSH host keys when sshd first starts, and its own
-  # iSCSI initiator name when iscsid first starts (open-iscsi's
-  # startup-checks.sh): a name copied from the image would be every host's.
-  rm -f "$rootfs"/etc/ssh/ssh_host_*
-  if [[ -f $rootfs/etc/iscsi/initiatorname.iscsi ]]; then
-    echo GenerateName=yes >"$rootfs/etc/iscsi/initiatorname.iscsi"
-  fi
-  mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
-  printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
-    >"$rootfs/etc/systemd/system/ssh.service.d/mailstack-lab-host-keys.conf"
+  host_keys_per_host "$rootfs"
   rm -f "$rootfs/usr/sbin/policy-rc.d"
   unmount_all "$rootfs"
   ((rc == 0)) || { tail -n 30 "$rootfs.log" >&2; return "$rc"; }
@@ -257,7 +297,7 @@ vm_recipe_hash() {
   {
     podman image inspect --format '{{index .Config.Labels "mailstack.recipe"}}' "$image"
     printf '%s\n' "$vm_packages" "$mirror"
-    declare -f build_vm_image vm_seed_script
+    declare -f build_vm_image vm_seed_script install_role_packages host_keys_per_host
   } | sha256sum | cut -c1-16
 }
 
@@ -267,6 +307,10 @@ build_vm_image() {
   container=$(podman create -q "$image" /sbin/init)
   podman export "$container" | tar -x -C "$rootfs"
   podman rm -f "$container" >/dev/null
+  # The VMs boot with the roles' packages installed (services disabled):
+  # installing them on each VM under software emulation would take most of a
+  # converge. The containers' scenarios prove the roles install what they need.
+  install_role_packages "$rootfs"
   cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
   for fs in proc sys dev dev/pts; do mount --bind "/$fs" "$rootfs/$fs"; done
   printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"

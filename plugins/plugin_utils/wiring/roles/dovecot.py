@@ -52,7 +52,8 @@ def _sharded(host, site, inventory, proxy):
         # SASL for the SMTP tier's submission.
         options.update(dovecot_protocols=['imap', 'pop3'], dovecot_auth_listen=[me])
     else:
-        options.update(dovecot_lmtp_listen=[me], dovecot_lmtp_proxy=True)
+        # move_user.yml's mailbox_move runs here and reads the database.
+        options.update(dovecot_lmtp_listen=[me], dovecot_lmtp_proxy=True, dovecot_mailbox_moves=True)
         options['dovecot_proxy_networks'] = _networks_of(site.groups['mail_proxy'], inventory,
                                                          'a proxy in front of %s' % host.name)
     return options

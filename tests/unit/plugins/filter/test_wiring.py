@@ -314,6 +314,9 @@ def test_sharded():
         "dovecot_mode": "store", "dovecot_lmtp_listen": ["10.0.0.41"], "dovecot_lmtp_proxy": True,
         "dovecot_proxy_networks": ["10.0.0.31/32", "fd00::31/128"], "dovecot_doveadm_listen": ["10.0.0.41"],
         "dovecot_postfix_local": False}
+    # Moves run on the shards (mailbox_move reads the database there): the
+    # shards install its database client, the proxy does not.
+    assert ms1["dovecot_mailbox_moves"] is True and "dovecot_mailbox_moves" not in proxy1
     # Routing by the database's mailbox host: no cached lookups, on the proxy nor the shards.
     assert proxy1["dovecot_auth_cache_size"] == "0" and ms1["dovecot_auth_cache_size"] == "0"
     zone = ns1["dns_zones"][0]
