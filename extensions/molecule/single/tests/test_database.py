@@ -45,6 +45,15 @@ def test_schema_is_at_the_collection_version(db):
     assert {"domain", "mailbox", "alias", "mailbox_host", "mailbox_move", "schema_version"} <= tables
 
 
+def test_site_yml_made_the_inventorys_domains(db):
+    """site.yml's play "Mail domains" made the domains of mailstack_domains
+    (converge.yml only adds a relay domain of its own, and the users)."""
+    rows = db.check_output("mariadb -N -B mail -e \"SELECT name, kind, active FROM domain ORDER BY name\"")
+    domains = [line.split("\t") for line in rows.splitlines()]
+    assert ["example.net", "local", "1"] in domains and ["example.test", "local", "1"] in domains, domains
+    assert ["legacy.example.test", "relay", "1"] in domains, domains
+
+
 def test_provisioned_user_row_and_hash(db):
     row = db.check_output("mariadb -N -B mail -e \"SELECT email, domain, active, password FROM mailbox "
                           "WHERE email = 'alice@example.test'\"").split("\t")
