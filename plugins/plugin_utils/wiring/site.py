@@ -126,9 +126,11 @@ def _mta_sts(host, site, domain, primary):
         # demand to enforce is an error: 'testing' is the default (and what
         # an AWX survey sends when left alone).
         if mode == 'enforce':
-            inventory.errors.append("%s: mailstack_mta_sts_mode is %r but the inventory has no 'mail_webmail' host "
-                                    "to serve the policy at https://mta-sts.%s/ (set it to 'off', or add one)"
-                                    % (host, mode, domain.name))
+            field = ('mailstack_mta_sts_mode' if inventory.optional(host, 'mailstack_mta_sts_mode') == mode
+                     else 'mailstack_domains (%s): mta_sts_mode' % domain.name)
+            inventory.errors.append("%s: %s is %r but the inventory has no 'mail_webmail' host to serve the policy "
+                                    "at https://mta-sts.%s/ (set it to 'off', or add one)"
+                                    % (host, field, mode, domain.name))
         return None
     max_age = inventory.optional(host, 'mailstack_mta_sts_max_age', 604800)
     if isinstance(max_age, str) and max_age.isdigit():
