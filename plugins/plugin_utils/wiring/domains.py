@@ -12,6 +12,7 @@ __metaclass__ = type
 import re
 from collections import namedtuple
 
+from ansible_collections.mailops.mailstack.plugins.module_utils.validation import parse_quota
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.mta_sts import MTA_STS_MODES
 
 # The DMARC policies a domain may publish (dmarc_policy, mailstack_dmarc_policy).
@@ -25,10 +26,11 @@ KINDS = ('local', 'relay')
 # One domain: its name; kind 'local' (mailboxes here) or 'relay' (accepted
 # and forwarded to relay_host, never stored: mail_domain's kind); the DKIM
 # selector its signing hosts use (None: each host's dkim_selector; '{host}'
-# stands for the host's name), its DMARC policy, its MTA-STS mode.
-Domain = namedtuple('Domain', 'name kind relay_host dkim_selector dmarc_policy mta_sts_mode')
+# stands for the host's name), its DMARC policy, its MTA-STS mode, the quota
+# of its new mailboxes (bytes; None: unlimited, mail_user's domain_quotas).
+Domain = namedtuple('Domain', 'name kind relay_host dkim_selector dmarc_policy mta_sts_mode default_quota')
 
-OPTIONS = ('name', 'kind', 'relay_host', 'dkim_selector', 'dmarc_policy', 'mta_sts_mode')
+OPTIONS = ('name', 'kind', 'relay_host', 'dkim_selector', 'dmarc_policy', 'mta_sts_mode', 'default_quota')
 
 _NAME = re.compile(r'^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$')
 _SELECTOR = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$')
@@ -65,6 +67,19 @@ def _relay_host(errors, where, kind, value):
     return value
 
 
+def _quota(errors, where, kind, value):
+    if value is None:
+        return None
+    if kind != 'local':
+        errors.append('%s: default_quota is only for a local domain (a relay domain has no mailboxes here)' % where)
+        return None
+    try:
+        return parse_quota(value)
+    except ValueError as e:
+        errors.append('%s: default_quota: %s' % (where, e))
+        return None
+
+
 def _domain(errors, index, entry, defaults):
     """One Domain from an entry of mailstack_domains (a name, or a dict)."""
     entry = {'name': entry} if isinstance(entry, str) else entry
@@ -89,7 +104,8 @@ def _domain(errors, index, entry, defaults):
         errors.append('%s: the first domain is the primary, whose names the hosts carry: it must be local' % where)
     relay_host = _relay_host(errors, where, kind, entry.get('relay_host'))
     selector = _selector(errors, where, entry.get('dkim_selector'))
-    return Domain(name, kind, relay_host, selector, dmarc, mode) if ok else None
+    quota = _quota(errors, where, kind, entry.get('default_quota'))
+    return Domain(name, kind, relay_host, selector, dmarc, mode, quota) if ok else None
 
 
 def _entries(inventory, host):

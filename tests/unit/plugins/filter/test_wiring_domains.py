@@ -140,7 +140,11 @@ def test_mta_sts_off_for_one_domain():
     (["example.test", "exa mple.net"], "mailstack_domains[1] (exa mple.net): name must be a domain name"),
     (["example.test", {"name": "example.net", "dkim": "s1"}],
      "mailstack_domains[1] (example.net): unknown option(s) dkim (known: name, kind, relay_host, dkim_selector, "
-     "dmarc_policy, mta_sts_mode)"),
+     "dmarc_policy, mta_sts_mode, default_quota)"),
+    (["example.test", {"name": "example.net", "default_quota": "lots"}],
+     "mailstack_domains[1] (example.net): default_quota: 'lots' is not a size"),
+    (["example.test", {"name": "example.net", "kind": "relay", "relay_host": "[192.0.2.7]", "default_quota": "1G"}],
+     "mailstack_domains[1] (example.net): default_quota is only for a local domain"),
     (["example.test", {"name": "example.net", "kind": "forward"}],
      "mailstack_domains[1] (example.net): kind must be one of local, relay, not 'forward'"),
     (["example.test", {"name": "example.net", "dmarc_policy": "drop"}],
