@@ -364,8 +364,8 @@ def test_user_domain_quotas_apply_on_creation_only(ansible, db):
         {'email': 'old@example.net', 'password': PW}, {'email': 'alice@example.org', 'password': PW}],
         'domain_quotas': quotas, 'update_password': 'on_create'})
     assert r['created'] == 3 and r['unchanged'] == 1, r
-    assert [mailbox(db, e)[4] for e in ('dave@example.net', 'erin@example.net', 'old@example.net',
-                                       'alice@example.org')] == [1024 ** 3, 2 * 1024 ** 2, 0, 0]
+    emails = ('dave@example.net', 'erin@example.net', 'old@example.net', 'alice@example.org')
+    assert [mailbox(db, e)[4] for e in emails] == [1024 ** 3, 2 * 1024 ** 2, 0, 0]
     r = ansible.run('mail_user', {'users': [{'email': 'x@example.net', 'password': PW}],
                                   'domain_quotas': {'example.net': '12 apples', 'bad domain!': '1G'}})
     assert r['failed'] and "domain_quotas: example.net: '12 apples' is not a size" in r['msg'], r['msg']
