@@ -18,12 +18,13 @@ def mail_topology(groups):
     return decide_topology(groups)
 
 
-def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=None, tls_rpt_rua=None):
-    return dns_zone(decision, domain, addresses, dmarc_policy, mta_sts, tls_rpt_rua)
+def mail_dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=None, tls_rpt_rua=None,
+                  host_domain=None, kind='local'):
+    return dns_zone(decision, domain, addresses, dmarc_policy, mta_sts, tls_rpt_rua, host_domain, kind)
 
 
-def mail_mta_sts_policy(decision, domain, mode='testing', max_age=604800):
-    return mta_sts_policy(decision, domain, mode, max_age)
+def mail_mta_sts_policy(decision, domain, mode='testing', max_age=604800, mx_domain=None):
+    return mta_sts_policy(decision, domain, mode, max_age, mx_domain)
 
 
 class FilterModule(object):

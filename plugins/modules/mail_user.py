@@ -74,8 +74,18 @@ options:
   quota:
     description:
       - Mailbox quota - bytes, or a size with a binary unit (C(500M), C(2G), C(1.5GiB)); V(0) is
-        unlimited. When omitted, V(0) on creation and unchanged otherwise.
+        unlimited. When omitted, on creation the quota of the user's domain in O(domain_quotas) (else
+        V(0)), and unchanged otherwise.
     type: raw
+  domain_quotas:
+    description:
+      - The default quota of a new mailbox by its domain - a dict of domain to size, as O(quota) takes
+        it. A mailbox created without a quota of its own (in its entry or O(quota)) gets its domain's;
+        existing mailboxes keep theirs.
+      - C(playbooks/provision_users.yml) passes the C(default_quota) of each domain of
+        C(mailstack_domains).
+    type: dict
+    version_added: 0.3.0
   mailbox_host:
     description:
       - Mailbox host (shard) of the mailbox; it must exist, and to receive a new or moved mailbox
@@ -294,7 +304,7 @@ from ansible_collections.mailops.mailstack.plugins.module_utils.rows import (
 )
 from ansible_collections.mailops.mailstack.plugins.module_utils.validation import (
     PlacementError, Placer, ACCEPTING_STATES, PLACEMENT_POLICIES, normalize_email,
-    parse_bool, parse_choice, parse_int, parse_quota, split_email,
+    normalize_domain, parse_bool, parse_choice, parse_int, parse_quota, split_email,
 )
 
 ENTRY_KEYS = ('email', 'password', 'password_hash', 'scheme', 'rounds', 'update_password', 'quota',
@@ -405,6 +415,7 @@ class MailUser(BulkModule):
         rounds=dict(type='int'),
         update_password=dict(type='str', default='always', choices=['always', 'on_create'], no_log=False),
         quota=dict(type='raw'),
+        domain_quotas=dict(type='dict'),
         mailbox_host=dict(type='str'),
         placement=dict(type='str', default='fewest_users', choices=list(PLACEMENT_POLICIES)),
         maildir=dict(type='str'),
@@ -455,6 +466,7 @@ class MailUser(BulkModule):
             # the single form names the address; in the bulk form it is the module-level default
             self.default_quota = self.parse_value(None, p['email'], 'quota' if not self.bulk else
                                                   'quota (module option)', p['quota'], parse_quota)
+        self.domain_quotas = self.validate_domain_quotas(p['domain_quotas'] or {})
         self.entries = []
         self.interned = {}
         seen = {}
@@ -464,6 +476,16 @@ class MailUser(BulkModule):
                 self.entries.append(checked)
         if list_name == 'users':
             p['users'] = None  # drop the parsed list, the entries hold what is needed
+
+    def validate_domain_quotas(self, domain_quotas):
+        """{domain: bytes} of domain_quotas; a bad domain or size is an error naming the domain."""
+        quotas = {}
+        for domain, quota in domain_quotas.items():
+            try:
+                quotas[normalize_domain(domain)] = parse_quota(quota)
+            except ValueError as exc:
+                self.errors.add(None, 'domain_quotas', str(domain), str(exc))
+        return quotas
 
     def validate_entry(self, position, entry, seen):
         index = position if self.bulk else None
@@ -690,7 +712,8 @@ class MailUser(BulkModule):
             self.single = stored_view(entry, old)
 
     def plan_creation(self, entry):
-        values = MailboxValues(entry.email, entry.local_part, entry.domain, None, entry.quota or 0, entry.mailbox_host,
+        quota = entry.quota if entry.quota is not None else self.domain_quotas.get(entry.domain, 0)
+        values = MailboxValues(entry.email, entry.local_part, entry.domain, None, quota, entry.mailbox_host,
                                entry.maildir or '%s/%s/' % (entry.domain, entry.local_part),
                                int(entry.active if entry.active is not None else True))
         after = mailbox_view(entry.email, entry.domain, values.quota, values.mailbox_host, values.maildir,

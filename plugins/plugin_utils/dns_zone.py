@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mailstack developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The mail domain's DNS zone for a topology decision (the filter
+"""A mail domain's DNS zone for a topology decision (the filter
 mail_dns_zone; see mail_dns_zone.yml)."""
 
 from __future__ import absolute_import, division, print_function
@@ -47,14 +47,22 @@ def _address_records(names, addresses, missing):
     return records
 
 
-def dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=None, tls_rpt_rua=None):
-    """The zone: {'name', 'nameservers', 'records'}."""
+def dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=None, tls_rpt_rua=None,
+             host_domain=None, kind='local'):
+    """The zone: {'name', 'nameservers', 'records'}. host_domain: the primary
+    mail domain, whose names the hosts carry (by default the domain itself).
+    Its zone holds the hosts' and the tiers' names; another domain's zone
+    points its MX, and the name servers, at them. A relay domain (kind
+    'relay': its mail is forwarded to the server that sends it) gets the
+    records of receiving only: no SPF nor DMARC, which are that server's."""
     if not isinstance(decision, dict) or 'groups' not in decision:
         raise AnsibleFilterError('mail_dns_zone expects the result of mail_topology')
     g = decision['groups']
+    host_domain = host_domain or domain
     missing = []
-    records = _address_records(_host_names(g) + _tier_names(decision), addresses, missing)
-    for preference, name in mx_targets(decision, domain):
+    names = _host_names(g) + _tier_names(decision) if host_domain == domain else []
+    records = _address_records(names, addresses, missing)
+    for preference, name in mx_targets(decision, host_domain):
         records.append({'name': '@', 'type': 'MX', 'value': '%d %s.' % (preference, name)})
     if mta_sts:
         # The policy is served by the webmail hosts' web server.
@@ -63,13 +71,14 @@ def dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=Non
     if missing:
         raise AnsibleFilterError('mail_dns_zone: no address for host(s) %s (set mailstack_address or gather facts)'
                                  % ', '.join(sorted(set(missing))))
-    records.append({'name': '@', 'type': 'TXT', 'value': '"v=spf1 mx -all"'})
-    records.append({'name': '_dmarc', 'type': 'TXT',
-                    'value': '"v=DMARC1; p=%s; rua=mailto:postmaster@%s"' % (dmarc_policy, domain)})
+    if kind == 'local':
+        records.append({'name': '@', 'type': 'TXT', 'value': '"v=spf1 mx -all"'})
+        records.append({'name': '_dmarc', 'type': 'TXT',
+                        'value': '"v=DMARC1; p=%s; rua=mailto:postmaster@%s"' % (dmarc_policy, domain)})
     if tls_rpt_rua:
         records.append({'name': '_smtp._tls', 'type': 'TXT', 'value': '"v=TLSRPTv1; rua=%s"' % tls_rpt_rua})
     return {
         'name': domain,
-        'nameservers': ['%s.%s.' % (host, domain) for host in g['mail_dns']],
+        'nameservers': ['%s.%s.' % (host, host_domain) for host in g['mail_dns']],
         'records': records,
     }

@@ -353,6 +353,25 @@ def test_mail_host(ansible, db):
 
 # --- users ---------------------------------------------------------------
 
+def test_user_domain_quotas_apply_on_creation_only(ansible, db):
+    """domain_quotas: a new mailbox without a quota of its own gets its
+    domain's; one with its own, and an existing one, keep theirs."""
+    setup_domains(db, 'example.org', 'example.net')
+    ansible.run('mail_user', {'email': 'old@example.net', 'password': PW})
+    quotas = {'Example.NET': '1G'}
+    r = ansible.run('mail_user', {'users': [
+        {'email': 'dave@example.net', 'password': PW}, {'email': 'erin@example.net', 'password': PW, 'quota': '2M'},
+        {'email': 'old@example.net', 'password': PW}, {'email': 'alice@example.org', 'password': PW}],
+        'domain_quotas': quotas, 'update_password': 'on_create'})
+    assert r['created'] == 3 and r['unchanged'] == 1, r
+    emails = ('dave@example.net', 'erin@example.net', 'old@example.net', 'alice@example.org')
+    assert [mailbox(db, e)[4] for e in emails] == [1024 ** 3, 2 * 1024 ** 2, 0, 0]
+    r = ansible.run('mail_user', {'users': [{'email': 'x@example.net', 'password': PW}],
+                                  'domain_quotas': {'example.net': '12 apples', 'bad domain!': '1G'}})
+    assert r['failed'] and "domain_quotas: example.net: '12 apples' is not a size" in r['msg'], r['msg']
+    assert "domain_quotas: bad domain!: 'bad domain!' is not a fully qualified domain name" in r['msg']
+
+
 def test_user_create_idempotent_check_diff(ansible, db):
     setup_domains(db, 'example.org')
     args = {'email': 'Alice@Example.org', 'password': PW, 'quota': '2G', 'aliases': ['a.smith@example.org']}

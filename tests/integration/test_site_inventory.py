@@ -87,7 +87,11 @@ LOCAL_SINGLE = """all:
      "mx1: postfix_reinject_clients: '10.0.0.9/33' is not an IP address or CIDR network"),
     ("    mailstack_address: 10.0.0.300", "Refuse an inventory the roles cannot be wired from",
      "mx1: mailstack_address: '10.0.0.300' is not an IP address"),
-], ids=["wrong-type", "unknown-choice", "bad-network", "bad-address"])
+    ("    mailstack_domains: [example.test, example.net, example.net]",
+     "Refuse an inventory the roles cannot be wired from", "mailstack_domains[2] (example.net): the domain is listed twice"),
+    ("    mailstack_domains: [example.test, {name: example.net, dmarc: reject}]",
+     "Refuse an inventory the roles cannot be wired from", "mailstack_domains[1] (example.net): unknown option(s) dmarc"),
+], ids=["wrong-type", "unknown-choice", "bad-network", "bad-address", "domain-twice", "domain-unknown-field"])
 def test_bad_role_option_stops_before_any_change(tmp_path, extra, task, message):
     result = run_site(tmp_path, LOCAL_SINGLE.format(python=sys.executable, extra=extra), "--check")
     out = result.stdout + result.stderr
@@ -226,8 +230,12 @@ def assert_refused_in_the_pre_flight(result, refused, hosts):
 
 @pytest.mark.parametrize("inventory, checked", [
     (sharded_inventory(), "ok: [proxy1] => (item=webmail_des_key)"),
+    # The list of domains without mailstack_domain: the wiring gives each host the primary.
+    (sharded_inventory(without="mailstack_domain", mailstack_domains=[
+        "example.test", {"name": "example.net", "dkim_selector": "{host}-net"}]),
+     "ok: [smtp2] => (item=mailstack_domain)"),
     (nfs_san_inventory(), "ok: [nfs1] => (item=nfs_server_iscsi_chap_password)"),
-], ids=["sharded", "nfs-san"])
+], ids=["sharded", "sharded-two-domains", "nfs-san"])
 def test_the_pre_flight_passes_and_never_shows_a_secret(tmp_path, inventory, checked):
     """The complete inventory passes wire.yml (the pre-flight alone: no role
     runs), and no secret's value is in its verbose output."""

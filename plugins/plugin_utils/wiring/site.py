@@ -12,14 +12,12 @@ from collections import namedtuple
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.mta_sts import MTA_STS_MODES, mta_sts_policy
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.mta_sts import mta_sts_policy
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.domains import domains
 
 # The clients of a database served over TLS verify it against the host's
 # trust store (the tls role adds the lab CA or the CA the inventory gives).
 SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
-
-# mailstack_mta_sts_mode: a policy mode, or 'off' to publish none.
-MTA_STS_CHOICES = ('off',) + MTA_STS_MODES
 
 # The groups whose hosts read the mail database (Postfix, Dovecot).
 DATABASE_READER_GROUPS = ('mail_mx', 'mail_smtp', 'mail_store', 'mail_proxy')
@@ -60,6 +58,17 @@ class Site(object):
             self.primary_tls = bool(inventory.get(self.primary_db, 'mail_database_tls'))
         else:
             self.primary_tls = self.primary_remote
+        self._domains = {}
+
+    def domains(self, host):
+        """The site's mail domains as host sees them (wiring/domains.py), the primary first."""
+        if host not in self._domains:
+            self._domains[host] = domains(self.inventory, host)
+        return self._domains[host]
+
+    def primary_domain(self, host):
+        host_domains = self.domains(host)
+        return host_domains[0].name if host_domains else None
 
     def db_host_seen_from(self, host):
         """A database host (primary or replica: a backup MX reads its own
@@ -76,7 +85,7 @@ class Site(object):
         return self.inventory.optional(host, 'tls_source') == 'acme'
 
     def fqdn(self, host):
-        domain = self.inventory.optional(host, 'mailstack_domain')
+        domain = self.primary_domain(host)
         return '%s.%s' % (host, domain) if domain else None
 
     def cert_name(self, host):
@@ -85,27 +94,31 @@ class Site(object):
         return (self.fqdn(host) or host) if self.is_acme(host) else host
 
 
-# One host: name, the roles it runs (names, in play order), its mail domain
-# and its name in it (or None), the MTA-STS policy it publishes or serves
-# (mta_sts.py's {'text', 'id', 'mx'}, or None).
-HostFacts = namedtuple('HostFacts', 'name roles domain fqdn mta_sts')
+# One host: name, the roles it runs (names, in play order), its primary mail
+# domain and its name in it (or None), the site's domains (domains.Domain,
+# the primary first), the MTA-STS policy of each domain that publishes one
+# ({domain: mta_sts.py's {'text', 'id', 'mx'}}, empty when none).
+HostFacts = namedtuple('HostFacts', 'name roles domain fqdn domains mta_sts')
 
 
 def host_facts(name, roles, site, wants_mta_sts):
-    """The facts of one host; wants_mta_sts: one of its roles publishes the policy."""
-    domain = site.inventory.optional(name, 'mailstack_domain')
-    mta_sts = _mta_sts(name, site, domain) if domain and wants_mta_sts else None
-    return HostFacts(name, roles, domain, site.fqdn(name), mta_sts)
+    """The facts of one host; wants_mta_sts: one of its roles publishes the policies."""
+    host_domains = site.domains(name)
+    domain = host_domains[0].name if host_domains else None
+    mta_sts = {}
+    if wants_mta_sts:
+        for each in host_domains:
+            policy = _mta_sts(name, site, each, domain)
+            if policy:
+                mta_sts[each.name] = policy
+    return HostFacts(name, roles, domain, site.fqdn(name), host_domains, mta_sts)
 
 
-def _mta_sts(host, site, domain):
-    """The domain's MTA-STS policy, or None when none is published."""
+def _mta_sts(host, site, domain, primary):
+    """The domain's MTA-STS policy (its MX names are the primary domain's, the
+    hosts' names), or None when none is published."""
     inventory = site.inventory
-    mode = inventory.optional(host, 'mailstack_mta_sts_mode', 'testing')
-    if mode not in MTA_STS_CHOICES:
-        inventory.errors.append("%s: mailstack_mta_sts_mode must be one of %s, not %r"
-                                % (host, ', '.join(MTA_STS_CHOICES), mode))
-        return None
+    mode = domain.mta_sts_mode
     if mode == 'off':
         return None
     if not site.groups['mail_webmail']:
@@ -113,15 +126,17 @@ def _mta_sts(host, site, domain):
         # demand to enforce is an error: 'testing' is the default (and what
         # an AWX survey sends when left alone).
         if mode == 'enforce':
-            inventory.errors.append("%s: mailstack_mta_sts_mode is %r but the inventory has no 'mail_webmail' host "
-                                    "to serve the policy at https://mta-sts.%s/ (set it to 'off', or add one)"
-                                    % (host, mode, domain))
+            field = ('mailstack_mta_sts_mode' if inventory.optional(host, 'mailstack_mta_sts_mode') == mode
+                     else 'mailstack_domains (%s): mta_sts_mode' % domain.name)
+            inventory.errors.append("%s: %s is %r but the inventory has no 'mail_webmail' host to serve the policy "
+                                    "at https://mta-sts.%s/ (set it to 'off', or add one)"
+                                    % (host, field, mode, domain.name))
         return None
     max_age = inventory.optional(host, 'mailstack_mta_sts_max_age', 604800)
     if isinstance(max_age, str) and max_age.isdigit():
         max_age = int(max_age)  # as a survey or -e gives it
     try:
-        return mta_sts_policy(site.decision, domain, mode, max_age)
+        return mta_sts_policy(site.decision, domain.name, mode, max_age, mx_domain=primary)
     except AnsibleFilterError as e:
         inventory.errors.append('%s: mailstack_mta_sts_max_age: %s' % (host, e))
         return None

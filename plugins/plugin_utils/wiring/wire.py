@@ -31,7 +31,7 @@ from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site impo
 # Settings of the whole site: hosts that disagree would build parts that do
 # not fit (a policy id published for another policy than the one served, a
 # certificate signed by another CA than the one every host trusts).
-SITE_OPTIONS = ('mailstack_dmarc_policy', 'mailstack_mta_sts_mode', 'mailstack_mta_sts_max_age',
+SITE_OPTIONS = ('mailstack_domains', 'mailstack_dmarc_policy', 'mailstack_mta_sts_mode', 'mailstack_mta_sts_max_age',
                 'mailstack_tls_rpt_rua', 'tls_ca_host', 'tls_ca_dir')
 
 
@@ -42,6 +42,10 @@ def _wire(name, site):
     roles = [wiring.name for wiring in wirings]
     host = host_facts(name, roles, site, any(wiring.publishes_mta_sts for wiring in wirings))
     options = {}
+    if host.domain:
+        # The primary domain, for what reads mailstack_domain (the pre-flight,
+        # playbooks) when the inventory gives mailstack_domains.
+        options['mailstack_domain'] = host.domain
     for wiring in wirings:
         options.update(wiring.options(host, site, site.inventory))
     required = []

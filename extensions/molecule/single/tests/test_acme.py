@@ -17,7 +17,7 @@ testinfra_hosts = ["podman://outside1"]
 MX = "mx1.example.test"
 # (port, how TLS starts, the name the client asks for)
 PORTS = [(25, "smtp", MX), (587, "smtp", MX), (465, "smtps", MX), (993, "imaps", MX), (995, "pop3s", MX),
-         (443, "https", MX), (443, "https", "mta-sts.example.test")]
+         (443, "https", MX), (443, "https", "mta-sts.example.test"), (443, "https", "mta-sts.example.net")]
 
 # A verified handshake on a port, trusting only pebble's root: the
 # certificate served (its digest), or the error.

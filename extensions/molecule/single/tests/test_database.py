@@ -45,6 +45,29 @@ def test_schema_is_at_the_collection_version(db):
     assert {"domain", "mailbox", "alias", "mailbox_host", "mailbox_move", "schema_version"} <= tables
 
 
+def test_site_yml_made_the_inventorys_domains(db):
+    """site.yml's play "Mail domains" made the domains of mailstack_domains
+    (converge.yml only adds a relay domain of its own, and the users)."""
+    rows = db.check_output("mariadb -N -B mail -e \"SELECT name, kind, active FROM domain ORDER BY name\"")
+    domains = [line.split("\t") for line in rows.splitlines()]
+    assert ["example.net", "local", "1"] in domains and ["example.test", "local", "1"] in domains, domains
+    assert ["legacy.example.test", "relay", "1"] in domains, domains
+
+
+def test_a_new_user_gets_the_default_quota_of_its_domain(db):
+    """example.net's default_quota (1G), which alice of example.test does not
+    get; Dovecot enforces the stored quota."""
+    quotas = db.check_output("mariadb -N -B mail -e \"SELECT email, quota FROM mailbox WHERE email IN "
+                             "('dave@example.net', 'alice@example.test') ORDER BY email\"")
+    assert [line.split("\t") for line in quotas.splitlines()] == [
+        ["alice@example.test", "0"], ["dave@example.net", str(1024 ** 3)]]
+    mx1 = testinfra.get_host("podman://mx1")
+    # "User quota STORAGE <used KiB> <limit KiB> <percent>"
+    limits = mx1.check_output("doveadm quota get -u dave@example.net")
+    storage = [line.split() for line in limits.splitlines() if line.split()[2:3] == ["STORAGE"]]
+    assert storage and storage[0][4] == str(1024 ** 2), limits
+
+
 def test_provisioned_user_row_and_hash(db):
     row = db.check_output("mariadb -N -B mail -e \"SELECT email, domain, active, password FROM mailbox "
                           "WHERE email = 'alice@example.test'\"").split("\t")

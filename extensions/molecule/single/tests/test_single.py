@@ -14,8 +14,12 @@ from testlib import client
 
 testinfra_hosts = ["podman://outside1"]
 # outside1 resolves names through ns1 only: the mail host is known by its
-# name in the mail domain.
+# name in the primary mail domain.
 MX = "mx1.example.test"
+# The scenario's mail domains (molecule.yml's mailstack_domains): the
+# primary, and a second one whose MX is the same host, with its own DKIM
+# selector, MTA-STS mode and users.
+DOMAINS = ["example.test", "example.net"]
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +34,14 @@ def mx_by_lookup(host, domain="example.test"):
     return answers[0][1].rstrip(".")
 
 
+def maildir(user):
+    """A user's Maildir: user is a local part of example.test, or an address."""
+    local, _sep, domain = user.partition("@")
+    return "/var/vmail/%s/%s/Maildir" % (domain or "example.test", local)
+
+
 def maildir_count(mx, user):
-    out = mx.run("find /var/vmail/example.test/{0}/Maildir/new /var/vmail/example.test/{0}/Maildir/cur "
-                 "-type f 2>/dev/null | wc -l".format(user))
+    out = mx.run("find {0}/new {0}/cur -type f 2>/dev/null | wc -l".format(maildir(user)))
     return int(out.stdout.strip() or 0)
 
 
@@ -47,6 +56,10 @@ def wait_for_count(mx, user, want, timeout=60):
 
 
 def send_from_outside(host, rcpt, subject, body="hello from outside\n", sender="someone@outside.test"):
+    """To the MX of the recipient's domain (of the primary's for a domain the
+    lab's DNS does not serve: the relay domain, the outside)."""
+    rcpt_domain = rcpt.rpartition("@")[2]
+    mx = mx_by_lookup(host, rcpt_domain if rcpt_domain in DOMAINS else "example.test")
     return client(host, """
         s = smtplib.SMTP("{mx}", 25, timeout=30)
         s.ehlo("outside1.outside.test")
@@ -60,17 +73,20 @@ def send_from_outside(host, rcpt, subject, body="hello from outside\n", sender="
             print(json.dumps({{"ok": False, "code": e.smtp_code, "msg": e.smtp_error.decode()}}))
         finally:
             s.close()
-    """.format(mx=mx_by_lookup(host), rcpt=rcpt, subject=subject, body=body.replace("\n", "\\r\\n"),
-               sender=sender))
+    """.format(mx=mx, rcpt=rcpt, subject=subject, body=body.replace("\n", "\\r\\n"), sender=sender))
 
 
-def test_dns_mx_spf_dmarc_through_ns1(host):
-    assert host.check_output("dig +short MX example.test") == "5 mx1.example.test."
-    assert mx_by_lookup(host) == MX
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_dns_mx_spf_dmarc_through_ns1(host, domain):
+    # Each domain's zone on ns1: its MX is the host's name in the primary domain.
+    assert host.check_output("dig +short MX %s" % domain) == "5 mx1.example.test."
+    assert mx_by_lookup(host, domain) == MX
     assert host.check_output("dig +short A mx1.example.test")
-    assert '"v=spf1 mx -all"' in host.check_output("dig +short TXT example.test")
-    # The policy the inventory chose (mailstack_dmarc_policy).
-    assert "v=DMARC1; p=reject" in host.check_output("dig +short TXT _dmarc.example.test")
+    assert '"v=spf1 mx -all"' in host.check_output("dig +short TXT %s" % domain)
+    # The policy the inventory chose (mailstack_dmarc_policy), reports to the domain's postmaster.
+    assert host.check_output("dig +short TXT _dmarc.%s" % domain) == \
+        '"v=DMARC1; p=reject; rua=mailto:postmaster@%s"' % domain
+    assert host.check_output("dig +short NS %s" % domain) == "ns1.example.test."
     # Authoritative only: no recursion for other names.
     assert "REFUSED" in host.run("dig +time=2 +tries=1 example.org").stdout
 
@@ -107,14 +123,18 @@ def test_mail_from_outside_reaches_the_maildir(host, mx):
     assert headers.count("Authentication-Results:") == 2, headers
 
 
-def test_read_back_over_imaps_and_pop3s(host, mx):
+@pytest.mark.parametrize("user, password", [("bob@example.test", "bob-lab-password"),
+                                            ("dave@example.net", "dave-lab-password")])
+def test_read_back_over_imaps_and_pop3s(host, mx, user, password):
+    """Delivered from the internet by MX lookup of the user's domain, read
+    back over IMAPS and POP3S: for a user of each domain."""
     subject = "read-me-" + uuid.uuid4().hex[:8]
-    before = maildir_count(mx, "bob")
-    assert send_from_outside(host, "bob@example.test", subject)["ok"]
-    assert wait_for_count(mx, "bob", before + 1) == before + 1
+    before = maildir_count(mx, user)
+    assert send_from_outside(host, user, subject)["ok"]
+    assert wait_for_count(mx, user, before + 1) == before + 1
     got = client(host, """
         i = imaplib.IMAP4_SSL("{mx}", 993, ssl_context=ctx)
-        i.login("bob@example.test", "bob-lab-password")
+        i.login("{user}", "{password}")
         i.select("INBOX")
         typ, data = i.search(None, 'SUBJECT "{subject}"')
         imap_hits = len(data[0].split())
@@ -122,15 +142,15 @@ def test_read_back_over_imaps_and_pop3s(host, mx):
         imap_all = len(data[0].split())
         i.logout()
         p = poplib.POP3_SSL("{mx}", 995, context=ctx)
-        p.user("bob@example.test"); p.pass_("bob-lab-password")
+        p.user("{user}"); p.pass_("{password}")
         n, size = p.stat()
         top = b"\\n".join(p.top(n, 0)[1])
         p.quit()
         print(json.dumps({{"imap": imap_hits, "imap_all": imap_all, "pop": n, "subject": b"{subject}" in top}}))
-    """.format(mx=MX, subject=subject))
+    """.format(mx=MX, subject=subject, user=user, password=password))
     # The new message is there once; IMAP and POP3 see what the Maildir holds.
     assert got["imap"] == 1 and got["subject"], got
-    assert got["imap_all"] == got["pop"] == maildir_count(mx, "bob"), got
+    assert got["imap_all"] == got["pop"] == maildir_count(mx, user), got
 
 
 def test_alias_delivers_to_its_target(host, mx):
@@ -485,46 +505,86 @@ def dkim_verify(host, path, tamper=False):
     """.format(path=path, tamper=tamper))
 
 
-def test_submitted_mail_is_dkim_signed_and_verifies_at_the_receiver(host, mx):
+def dmarc_result(host, path):
+    """The receiver's DMARC verdict (RFC 7489, 4.2) on outside1, which did
+    not sign: the From domain's policy record from the lab's DNS, and pass
+    when the DKIM signature verifies (dkimpy) and its d= is aligned
+    (relaxed) with the From domain. (The message reaches outside1 from mx1;
+    alignment by DKIM alone.) {domain, policy, dmarc}."""
+    got = client(host, """
+        import email, subprocess
+        msg = email.message_from_bytes(open("{path}", "rb").read())
+        domain = email.utils.parseaddr(msg["From"])[1].rpartition("@")[2].lower()
+        out = subprocess.run(["dig", "+short", "TXT", "_dmarc." + domain], capture_output=True, text=True).stdout
+        record = "".join(out.strip().split('" "')).strip('"')
+        tags = dict(t.strip().split("=", 1) for t in record.split(";") if "=" in t)
+        print(json.dumps({{"domain": domain, "policy": tags.get("p"), "v": tags.get("v")}}))
+    """.format(path=path))
+    verified, _selector, signer = dkim_verify(host, path)
+    aligned = signer is not None and (got["domain"] == signer.lower() or got["domain"].endswith("." + signer.lower()))
+    return {"domain": got["domain"], "policy": got["policy"] if got["v"] == "DMARC1" else None,
+            "dmarc": "pass" if verified and aligned else "fail"}
+
+
+# A sender of each domain, and the selector mx1 signs that domain's mail with
+# (molecule.yml: example.net's own, '{host}-net').
+SIGNERS = [("alice@example.test", "alice-lab-password", "mx1-1"),
+           ("dave@example.net", "dave-lab-password", "mx1-net")]
+
+
+@pytest.mark.parametrize("sender, password, selector", SIGNERS)
+def test_submitted_mail_is_dkim_signed_and_verifies_at_the_receiver(host, mx, sender, password, selector):
+    domain = sender.partition("@")[2]
     subject = "dkim-" + uuid.uuid4().hex[:8]
     got = client(host, """
         s = smtplib.SMTP("{mx}", 587, timeout=30)
         s.starttls(context=ctx)
-        s.login("alice@example.test", "alice-lab-password")
-        refused = s.sendmail("alice@example.test", ["carol@legacy.example.test"],
-                             "From: alice@example.test\\r\\nTo: carol@legacy.example.test\\r\\n"
+        s.login("{sender}", "{password}")
+        refused = s.sendmail("{sender}", ["carol@legacy.example.test"],
+                             "From: {sender}\\r\\nTo: carol@legacy.example.test\\r\\n"
                              "Subject: {subject}\\r\\n\\r\\nsigned body\\r\\n")
         s.quit()
         print(json.dumps(len(refused)))
-    """.format(mx=MX, subject=subject))
+    """.format(mx=MX, subject=subject, sender=sender, password=password))
     assert got == 0
     path = carol_message(host, subject)
     assert path, "the submitted message did not reach outside1"
-    # Signed by mx1's own selector, whose key ns1 publishes.
-    assert dkim_verify(host, path) == [True, "mx1-1", "example.test"]
+    # Signed for the sender's domain by mx1's selector of that domain, whose
+    # key ns1 publishes in that domain's zone.
+    assert dkim_verify(host, path) == [True, selector, domain]
+    # DMARC at the receiver: the domain's policy, passed by aligned DKIM.
+    assert dmarc_result(host, path) == {"domain": domain, "policy": "reject", "dmarc": "pass"}
     # The check can fail: a changed body no longer verifies.
     assert dkim_verify(host, path, tamper=True)[0] is False
 
 
-def test_the_published_dkim_key_is_the_signing_hosts_own(host, mx):
-    txt = host.check_output("dig +short TXT mx1-1._domainkey.example.test")
+@pytest.mark.parametrize("domain, selector", [(s.partition("@")[2], sel) for s, _p, sel in SIGNERS])
+def test_the_published_dkim_key_is_the_signing_hosts_own(host, mx, domain, selector):
+    """A key per domain and selector, made on mx1, published in the domain's zone."""
+    txt = host.check_output("dig +short TXT %s._domainkey.%s" % (selector, domain))
     published = "".join(part for part in txt.replace('" "', "").strip('"').split('"'))
-    key = "".join(line for line in mx.check_output("cat /etc/opendkim/keys/mx1-1.pub").splitlines()
-                  if not line.startswith("-----"))
+    key = "".join(line for line in mx.check_output("cat /etc/opendkim/keys/%s/%s.pub" % (domain, selector))
+                  .splitlines() if not line.startswith("-----"))
     assert published == "v=DKIM1; k=rsa; p=" + key
     # The private key stays readable by OpenDKIM alone.
-    private = mx.file("/etc/opendkim/keys/mx1-1.private")
+    private = mx.file("/etc/opendkim/keys/%s/%s.private" % (domain, selector))
     assert private.user == "opendkim" and private.mode == 0o600
 
 
-def test_mail_from_outside_claiming_a_local_sender_is_refused_by_dmarc(host, mx):
-    # example.test publishes p=reject, and outside1 is not in its SPF: the
+def test_each_domain_has_a_key_of_its_own(mx):
+    keys = [mx.check_output("cat /etc/opendkim/keys/%s/%s.pub" % (s.partition("@")[2], sel)) for s, _p, sel in SIGNERS]
+    assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.parametrize("sender", [s for s, _p, _sel in SIGNERS])
+def test_mail_from_outside_claiming_a_local_sender_is_refused_by_dmarc(host, mx, sender):
+    # Each domain publishes p=reject, and outside1 is not in its SPF: the
     # spoof fails DMARC and is refused, not signed and relayed.
+    domain = sender.partition("@")[2]
     subject = "spoof-" + uuid.uuid4().hex[:8]
-    r = send_from_outside(host, "carol@legacy.example.test", subject, body="claims alice\n",
-                          sender="alice@example.test")
+    r = send_from_outside(host, "carol@legacy.example.test", subject, body="claims %s\n" % sender, sender=sender)
     assert not r["ok"] and r["code"] == 550, r
-    assert "DMARC policy for example.test" in r["msg"], r
+    assert "DMARC policy for %s" % domain in r["msg"], r
     assert carol_message(host, subject, timeout=5) is None
 
 
@@ -581,9 +641,11 @@ def test_reinjection_refuses_other_clients_as_they_connect(host):
 
 # --- MTA-STS and TLS reporting ---------------------------------------------
 
-def test_the_mta_sts_policy_is_served_over_https_and_matches_the_records(host):
-    """A sender's view (RFC 8461): the _mta-sts id, the policy fetched over
-    HTTPS with a verified certificate for mta-sts.<domain>, its mx lines the
+@pytest.mark.parametrize("domain, mode", [("example.test", "enforce"), ("example.net", "testing")])
+def test_the_mta_sts_policy_is_served_over_https_and_matches_the_records(host, domain, mode):
+    """A sender's view (RFC 8461), for each domain: the _mta-sts id, the
+    policy fetched over HTTPS with a verified certificate for
+    mta-sts.<domain>, its mode the domain's (molecule.yml), its mx lines the
     domain's MX names, and the MX's certificate valid for that name."""
     # mx1's certificate is by ACME: the root of the lab's ACME server.
     with open(os.path.join(testlib.state_dir("single"), "acme", "root.pem")) as f:
@@ -594,7 +656,7 @@ def test_the_mta_sts_policy_is_served_over_https_and_matches_the_records(host):
             out = subprocess.run(["dig", "+short", "TXT", name], capture_output=True, text=True).stdout
             return [line.strip().replace('" "', "").strip('"') for line in out.splitlines()]
         verify = ssl.create_default_context(cadata={ca!r})
-        conn = http.client.HTTPSConnection("mta-sts.example.test", 443, context=verify, timeout=30)
+        conn = http.client.HTTPSConnection("mta-sts.{domain}", 443, context=verify, timeout=30)
         conn.request("GET", "/.well-known/mta-sts.txt")
         resp = conn.getresponse()
         policy = resp.read().decode()
@@ -602,7 +664,7 @@ def test_the_mta_sts_policy_is_served_over_https_and_matches_the_records(host):
         other = conn.getresponse()
         other.read()
         mx_names = sorted(line.split()[1].rstrip(".") for line in subprocess.run(
-            ["dig", "+short", "MX", "example.test"], capture_output=True, text=True).stdout.splitlines())
+            ["dig", "+short", "MX", "{domain}"], capture_output=True, text=True).stdout.splitlines())
         # What an enforcing sender does: STARTTLS to each MX, verified by name.
         verified = []
         for name in mx_names:
@@ -611,18 +673,18 @@ def test_the_mta_sts_policy_is_served_over_https_and_matches_the_records(host):
                 verified.append(s.sock.server_hostname)
         print(json.dumps({{"status": resp.status, "type": resp.getheader("Content-Type"), "policy": policy,
                           "sha": hashlib.sha256(policy.encode()).hexdigest()[:32], "other": other.status,
-                          "sts": txt("_mta-sts.example.test"), "rpt": txt("_smtp._tls.example.test"),
+                          "sts": txt("_mta-sts.{domain}"), "rpt": txt("_smtp._tls.{domain}"),
                           "mx": mx_names, "verified": verified}}))
-    """.format(ca=ca))
+    """.format(ca=ca, domain=domain))
     assert got["status"] == 200 and got["type"].split(";")[0] == "text/plain", got
     assert got["other"] == 404, got
     lines = got["policy"].split("\r\n")
     assert lines[0] == "version: STSv1" and lines[-1] == "", got["policy"]
     fields = [line.split(": ", 1) for line in lines[1:-1]]
-    assert ["mode", "enforce"] in fields and ["max_age", "604800"] in fields, fields
+    assert ["mode", mode] in fields and ["max_age", "604800"] in fields, fields
     assert sorted(v for k, v in fields if k == "mx") == got["mx"] == ["mx1.example.test"], got
     assert got["sts"] == ["v=STSv1; id=%s" % got["sha"]], got
-    assert got["rpt"] == ["v=TLSRPTv1; rua=mailto:postmaster@example.test"], got
+    assert got["rpt"] == ["v=TLSRPTv1; rua=mailto:postmaster@%s" % domain], got
     assert got["verified"] == got["mx"], got
 
 

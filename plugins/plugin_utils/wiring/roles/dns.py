@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mailstack developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Role dns: the mail domain's zone on the authoritative DNS hosts."""
+"""Role dns: the zone of each mail domain on the authoritative DNS hosts."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -12,26 +12,14 @@ import re
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.dns_zone import dns_zone
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring
 
-# The DMARC policies the mail domain may publish (mailstack_dmarc_policy).
-DMARC_POLICIES = ('none', 'quarantine', 'reject')
-
 # mailstack_tls_rpt_rua: where TLS reports go (RFC 8460, 3), one or more
 # mailto: or https: URIs; nothing that would break the record's quoting.
 TLS_RPT_RUA = re.compile(r'^(mailto:[^@\s",;!]+@[A-Za-z0-9.-]+|https://[^\s",;!]+)'
                          r'(,(mailto:[^@\s",;!]+@[A-Za-z0-9.-]+|https://[^\s",;!]+))*$')
 
 
-def _dmarc_policy(host, inventory):
-    policy = inventory.optional(host.name, 'mailstack_dmarc_policy', 'quarantine')
-    if policy not in DMARC_POLICIES:
-        inventory.errors.append("%s: mailstack_dmarc_policy must be one of %s, not %r"
-                                % (host.name, ', '.join(DMARC_POLICIES), policy))
-        return 'quarantine'
-    return policy
-
-
-def _tls_rpt_rua(host, inventory):
-    rua = inventory.optional(host.name, 'mailstack_tls_rpt_rua') or 'mailto:postmaster@%s' % host.domain
+def _tls_rpt_rua(host, inventory, domain):
+    rua = inventory.optional(host.name, 'mailstack_tls_rpt_rua') or 'mailto:postmaster@%s' % domain
     if rua == 'none':
         return None
     if not TLS_RPT_RUA.match(str(rua)):
@@ -42,6 +30,9 @@ def _tls_rpt_rua(host, inventory):
 
 
 def dns_options(host, site, inventory):
+    """A zone per mail domain: the primary's holds the hosts' names, each
+    other's points at them (dns_zone.py), each with its own DMARC policy and
+    MTA-STS policy."""
     if not host.domain:
         return {}
     addresses = {}
@@ -49,13 +40,15 @@ def dns_options(host, site, inventory):
         address = inventory.reach(other, 'its records in the zone of %s' % host.domain)
         if address:
             addresses[other] = address
-    policy = _dmarc_policy(host, inventory)
-    rua = _tls_rpt_rua(host, inventory)
-    return {'dns_zones': [dns_zone(site.decision, host.domain, addresses, policy, host.mta_sts, rua)]}
+    zones = [dns_zone(site.decision, d.name, addresses, d.dmarc_policy, host.mta_sts.get(d.name),
+                      _tls_rpt_rua(host, inventory, d.name), host_domain=host.domain, kind=d.kind)
+             for d in host.domains]
+    return {'dns_zones': zones}
 
 
 def dns_requires(host, site, inventory, options):
-    return [('mailstack_domain', "the zone group 'mail_dns' serves is the mail domain's", 'non_empty')]
+    return [('mailstack_domain', "the zones group 'mail_dns' serves are the mail domains' (mailstack_domain, or the "
+             "first of mailstack_domains)", 'non_empty')]
 
 
 WIRING = role_wiring('dns', ('mail_dns',), dns_options, publishes_mta_sts=True, requires=dns_requires)

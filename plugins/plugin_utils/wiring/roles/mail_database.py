@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.domains import database_domains
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import SYSTEM_CA_BUNDLE
 
@@ -76,6 +77,9 @@ def mail_database_options(host, site, inventory):
         'mail_database_binlog': bool(site.replicas),
     }
     options.update(_replica_options(host, site, inventory) if replica else _primary_options(site, inventory))
+    if not replica:
+        # The inventory's mail domains, made and kept in the database (site.yml's play "Mail domains").
+        options['mail_database_domains'] = database_domains(host.domains)
     return options
 
 

@@ -37,8 +37,9 @@ def _names(host, site, inventory, acme):
     if host.fqdn and site.nfs and name in groups['mail_mx']:
         # The round-robin name of the servers, for mail and for clients.
         names.append('mail.%s' % domain)
-    if name in groups['mail_webmail'] and host.mta_sts:
-        names.append('mta-sts.%s' % domain)
+    if name in groups['mail_webmail']:
+        # Each domain's MTA-STS policy is served under its own name.
+        names.extend('mta-sts.%s' % each for each in host.mta_sts)
     if name == site.primary_db and site.primary_remote:
         # The address its readers and replicas connect to, which they
         # verify against the certificate.
@@ -59,8 +60,9 @@ def _check_acme(host, site, inventory):
 def _check_acme_names(host, site, inventory, names):
     """HTTP-01 asks the name's address: a name shared by several hosts (round
     robin) reaches one of them, not always the one asking."""
-    for prefix, group in SHARED_NAMES:
-        name = '%s.%s' % (prefix, host.domain)
+    shared = [('%s.%s' % (prefix, host.domain), group) for prefix, group in SHARED_NAMES]
+    shared.extend(('mta-sts.%s' % domain, 'mail_webmail') for domain in host.mta_sts)
+    for name, group in shared:
         if name in names and len(site.groups[group]) > 1:
             inventory.errors.append('%s: tls_source=acme cannot certify %s, which %s share: the ACME server checks '
                                     'the name at one of their addresses; give that tier provided certificates'

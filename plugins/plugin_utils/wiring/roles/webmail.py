@@ -20,8 +20,9 @@ def webmail_options(host, site, inventory):
     if site.filtering_mx:
         options['webmail_smtp_host'] = site.cert_name(site.filtering_mx[0])
     if host.mta_sts:
-        options['webmail_mta_sts_server_name'] = 'mta-sts.%s' % host.domain
-        options['webmail_mta_sts_policy'] = host.mta_sts['text']
+        # Each domain's policy under its own name.
+        options['webmail_mta_sts_policies'] = [{'server_name': 'mta-sts.%s' % domain, 'policy': policy['text']}
+                                               for domain, policy in host.mta_sts.items()]
     return options
 
 

@@ -27,6 +27,21 @@ def test_a_record_per_domain_and_selector_of_each_host():
     assert records[2]["value"] == '"v=DKIM1; k=rsa; p=QUJD"'
 
 
+def test_a_key_per_domain_and_selector():
+    """Reports since keys are per domain: each domain's selectors with their own keys."""
+    records = mail_dkim_records({
+        "mx1": {"domains": ["example.test", "example.net"], "signing": {"example.test": "mx1-1", "example.net": "s2"},
+                "keys": {"example.test": {"mx1-1": KEY}, "example.net": {"s2": "QUJD", "s1": KEY}}},
+        "mx2": {"domains": ["example.net"], "keys": {"example.net": {"mx2-1": KEY}}},
+    })
+    assert [(r["zone"], r["name"]) for r in records] == [
+        ("example.test", "mx1-1._domainkey"), ("example.net", "s1._domainkey"), ("example.net", "s2._domainkey"),
+        ("example.net", "mx2-1._domainkey")]
+    assert records[2]["value"] == '"v=DKIM1; k=rsa; p=QUJD"'
+    other = {"mx2": {"keys": {"example.net": {"mx2-1": KEY}}}}
+    assert [r["zone"] for r in mail_dkim_records(other, ["example.test"])] == []
+
+
 def test_long_keys_are_split_into_strings_a_txt_record_can_hold():
     value = dkim_txt(KEY)
     parts = value[1:-1].split('" "')
@@ -45,6 +60,9 @@ def test_only_the_zones_asked_for_and_hosts_without_a_report_are_skipped():
     ({"mx1": report({"mx1-1": "not base64!"})}, "mx1: the public key of selector 'mx1-1' is not base64"),
     ({"mx1": report({"s1": KEY}), "mx2": report({"s1": KEY})}, "mx1 and mx2 both publish selector 's1'"),
     ({"mx1": "text"}, "mx1: 'text' is not a DKIM report"),
+    ({"mx1": {"keys": {"example.test": "QUJD"}}}, "mx1: keys must map each domain to {selector: key}"),
+    ({"mx1": {"keys": {"example.test": {"s1": KEY}}}, "mx2": {"keys": {"example.test": {"s1": KEY}}}},
+     "mx1 and mx2 both publish selector 's1' of example.test"),
     ("text", "expects a list or dict"),
 ])
 def test_bad_reports_are_refused_naming_the_host(reports, message):

@@ -69,6 +69,8 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "mail_database_dovecot_hosts": ["localhost", "127.0.0.1"],
         # Nobody reads it over the network: no TLS.
         "mail_database_tls": False,
+        # The mail domain, made in the database by site.yml.
+        "mail_database_domains": [{"name": "example.test", "kind": "local"}],
         # The webmail host serves the MTA-STS policy under its own name.
         "tls_names": ["mx1", "mx1.example.test", "mta-sts.example.test"],
         # The lab CA is kept on the first mail server.
@@ -92,8 +94,9 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "dovecot_quota_status_listen": "127.0.0.1",
         "webmail_imap_host": "mx1",
         "webmail_smtp_host": "mx1",
-        "webmail_mta_sts_server_name": "mta-sts.example.test",
-        "webmail_mta_sts_policy": "version: STSv1\r\nmode: testing\r\nmx: mx1.example.test\r\nmax_age: 604800\r\n",
+        "webmail_mta_sts_policies": [{
+            "server_name": "mta-sts.example.test",
+            "policy": "version: STSv1\r\nmode: testing\r\nmx: mx1.example.test\r\nmax_age: 604800\r\n"}],
     }
     assert hosts["mx1"]["copies"] == {"postfix_db_password": "mail_database_postfix_password",
                                       "dovecot_db_password": "mail_database_dovecot_password"}
@@ -114,7 +117,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     # MTA-STS: the policy's name points at the webmail host, its id is the
     # policy's hash; TLS reports go to the postmaster.
     assert {"name": "mta-sts", "type": "A", "value": "10.0.0.1"} in zone["records"]
-    policy = hosts["mx1"]["options"]["webmail_mta_sts_policy"]
+    policy = hosts["mx1"]["options"]["webmail_mta_sts_policies"][0]["policy"]
     assert {"name": "_mta-sts", "type": "TXT",
             "value": '"v=STSv1; id=%s"' % hashlib.sha256(policy.encode()).hexdigest()[:32]} in zone["records"]
     assert {"name": "_smtp._tls", "type": "TXT", "value": '"v=TLSRPTv1; rua=mailto:postmaster@example.test"'} \
@@ -306,7 +309,7 @@ def test_sharded():
     assert proxy1["tls_names"] == ["proxy1", "proxy1.example.test", "imap.example.test", "pop3.example.test",
                                    "mta-sts.example.test"]
     # The policy names the SMTP tier's name, the MX.
-    assert "\r\nmx: smtp.example.test\r\n" in proxy1["webmail_mta_sts_policy"]
+    assert "\r\nmx: smtp.example.test\r\n" in proxy1["webmail_mta_sts_policies"][0]["policy"]
     assert (proxy1["webmail_imap_host"], proxy1["webmail_smtp_host"]) == ("proxy1", "smtp1")
     # A shard: LMTP for the SMTP tier, logins only through the proxy.
     assert {k: ms1[k] for k in ("dovecot_mode", "dovecot_lmtp_listen", "dovecot_lmtp_proxy",
@@ -590,7 +593,7 @@ def test_a_wrong_dmarc_policy_or_mismatched_authserv_ids_are_refused():
     hv["mx1"] = dict(hv["mx1"], dkim_authserv_id="mx9")
     errors = mail_wiring(*inventory(groups, hv, dict(PASSWORDS, mailstack_domain="example.test",
                                                      mailstack_dmarc_policy="drop")))["errors"]
-    assert "ns1: mailstack_dmarc_policy must be one of none, quarantine, reject, not 'drop'" in errors
+    assert "mailstack_dmarc_policy must be one of none, quarantine, reject, not 'drop'" in errors
     assert any(e.startswith("mx1: dkim_authserv_id (mx9) and dmarc_authserv_id (mx1.example.test) differ")
                for e in errors), errors
 
@@ -611,7 +614,7 @@ def test_the_mta_sts_id_changes_when_and_only_when_the_policy_does():
     assert {"name": "mta-sts", "type": "A", "value": "10.0.0.7"} in again
     # Enforcing changes the policy, and so the id the zone publishes.
     enforced = wired(groups, hv, {"mailstack_mta_sts_mode": "enforce", "mailstack_mta_sts_max_age": 86400})
-    policy = enforced["mx1"]["options"]["webmail_mta_sts_policy"]
+    policy = enforced["mx1"]["options"]["webmail_mta_sts_policies"][0]["policy"]
     assert policy == "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.test\r\nmax_age: 86400\r\n"
     ids = [r["value"] for z in (first, enforced) for r in _mta_sts(z["ns1"]["options"]["dns_zones"][0])
            if r["name"] == "_mta-sts"]
@@ -620,7 +623,7 @@ def test_the_mta_sts_id_changes_when_and_only_when_the_policy_does():
     # A backup MX is in the policy too: senders may deliver to it.
     backup = wired(dict(groups, mail_backup_mx=["mx2"], mail_db_replica=["mx2"]),
                    dict(hv, mx2={"ansible_facts": facts("10.0.0.2")}))
-    assert "mx: mx1.example.test\r\nmx: mx2.example.test\r\n" in backup["mx1"]["options"]["webmail_mta_sts_policy"]
+    assert "mx: mx1.example.test\r\nmx: mx2.example.test\r\n" in backup["mx1"]["options"]["webmail_mta_sts_policies"][0]["policy"]
 
 
 def test_mta_sts_off_publishes_nothing_and_tls_reports_may_be_turned_off():
@@ -628,7 +631,7 @@ def test_mta_sts_off_publishes_nothing_and_tls_reports_may_be_turned_off():
     hosts = wired(groups, hv, {"mailstack_mta_sts_mode": "off", "mailstack_tls_rpt_rua": "none"})
     zone = hosts["ns1"]["options"]["dns_zones"][0]
     assert _mta_sts(zone) == [] and not [r for r in zone["records"] if r["name"] == "_smtp._tls"]
-    assert "webmail_mta_sts_policy" not in hosts["mx1"]["options"]
+    assert "webmail_mta_sts_policies" not in hosts["mx1"]["options"]
     assert hosts["mx1"]["options"]["tls_names"] == ["mx1", "mx1.example.test"]
 
 
@@ -645,7 +648,7 @@ def test_mta_sts_without_a_web_host_or_with_wrong_values_is_refused():
                       "serve the policy at https://mta-sts.example.test/ (set it to 'off', or add one)"]
     groups = SINGLE_WITH_FILTER_HOST["groups"]
     common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_mode="strict")
-    assert "ns1: mailstack_mta_sts_mode must be one of off, none, testing, enforce, not 'strict'" in \
+    assert "mailstack_mta_sts_mode must be one of off, none, testing, enforce, not 'strict'" in \
         mail_wiring(*inventory(groups, hv, common))["errors"]
     for bad in (-1, True, 86400.5, "a week"):
         common = dict(PASSWORDS, mailstack_domain="example.test", mailstack_mta_sts_max_age=bad)
