@@ -10,7 +10,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.dns_zone import dns_zone
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import INTERNET, listen, role_wiring
 
 # The DMARC policies the mail domain may publish (mailstack_dmarc_policy).
 DMARC_POLICIES = ('none', 'quarantine', 'reject')
@@ -58,4 +58,10 @@ def dns_requires(host, site, inventory, options):
     return [('mailstack_domain', "the zone group 'mail_dns' serves is the mail domain's", 'non_empty')]
 
 
-WIRING = role_wiring('dns', ('mail_dns',), dns_options, publishes_mta_sts=True, requires=dns_requires)
+def dns_listens(host, site, inventory, options):
+    # Authoritative for the mail domain: every resolver asks it.
+    return [listen(53, proto, "DNS: the mail domain's zone (authoritative)", [INTERNET]) for proto in ('udp', 'tcp')]
+
+
+WIRING = role_wiring('dns', ('mail_dns',), dns_options, publishes_mta_sts=True, requires=dns_requires,
+                     listens=dns_listens)
