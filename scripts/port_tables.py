@@ -6,6 +6,8 @@ their markers, from the wiring's listens (plugins/plugin_utils/ports.py).
 
     scripts/port_tables.py           rewrite the tables in docs/guide.md and docs/ports.md
     scripts/port_tables.py --check   exit 1 when a table differs from the wiring's
+    scripts/port_tables.py -i DIR    print the table of your own inventory (its hosts
+                                     need mailstack_address: no host is contacted)
 
 A table sits between the lines
 
@@ -22,6 +24,7 @@ import os
 import re
 import sys
 
+from ansible.errors import AnsibleError
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import VaultSecret
@@ -51,22 +54,25 @@ DOCS = ('docs/guide.md', 'docs/ports.md')
 MARKED = re.compile(r'(<!-- port-table:(\w+) -->\n)(.*?)(<!-- /port-table:\2 -->)', re.S)
 
 
-def load(topology):
-    """(groups, hostvars) of an example inventory."""
+def load(topology, source=None):
+    """(groups, hostvars) of an example inventory (with the examples' vault
+    password), or of the inventory at source (its secrets stay encrypted:
+    the wiring never reads them)."""
     loader = DataLoader()
-    with open(os.path.join(EXAMPLES, 'vault-password.txt'), 'rb') as f:
-        loader.set_vault_secrets([('default', VaultSecret(f.read().strip()))])
-    inventory = InventoryManager(loader=loader, sources=[os.path.join(EXAMPLES, topology)])
+    if source is None:
+        with open(os.path.join(EXAMPLES, 'vault-password.txt'), 'rb') as f:
+            loader.set_vault_secrets([('default', VaultSecret(f.read().strip()))])
+    inventory = InventoryManager(loader=loader, sources=[source or os.path.join(EXAMPLES, topology)])
     variables = VariableManager(loader=loader, inventory=inventory)
     return inventory.get_groups_dict(), HostVars(inventory=inventory, variable_manager=variables, loader=loader)
 
 
-def table(topology):
-    """The example's port table (Markdown)."""
-    groups, hostvars = load(topology)
+def table(topology, source=None):
+    """The port table (Markdown) of an example, or of the inventory at source."""
+    groups, hostvars = load(topology, source)
     wiring = wire(groups, hostvars)
     if wiring['errors']:
-        raise ValueError('%s: the example does not wire: %s' % (topology, '; '.join(wiring['errors'])))
+        raise ValueError('%s does not wire: %s' % (source or topology, '; '.join(wiring['errors'])))
     return port_table(groups, wiring)
 
 
@@ -78,7 +84,14 @@ def render(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--check', action='store_true', help='exit 1 when a table is not current')
+    parser.add_argument('-i', '--inventory', help='print the table of this inventory instead')
     args = parser.parse_args()
+    if args.inventory:
+        try:
+            sys.stdout.write(table(None, os.path.expanduser(args.inventory)))
+        except (ValueError, AnsibleError) as e:
+            sys.exit('port_tables: %s' % e)
+        return
     stale = []
     for path in DOCS:
         with open(os.path.join(ROOT, path)) as f:

@@ -37,3 +37,9 @@ def test_a_table_names_each_port_once_per_tier_and_service():
     assert "| `mail_store` (ms1, ms2) | 24/tcp | LMTP" in table
     rows = [line for line in table.splitlines()[2:]]
     assert len(rows) == len(set(rows))
+
+
+def test_any_inventory_is_tabled_without_its_vault_password():
+    """scripts/port_tables.py -i DIR: the wiring reads no secret, so an
+    inventory whose vault stays locked gives the same table."""
+    assert port_tables.table(None, os.path.join(port_tables.EXAMPLES, "sharded")) == port_tables.table("sharded")

@@ -16,7 +16,7 @@ import pytest
 import testinfra
 
 import testlib
-from mailstack_testlib import ansible_env, playbook
+from mailstack_testlib import adhoc, ansible_env, playbook
 from testlib import client, recap
 
 PASSWORDS = {u: "%s-lab-password" % u for u in ("alice", "bob", "carol", "dave")}
@@ -488,3 +488,47 @@ def test_the_report_lists_users_and_bytes_per_shard(ms1):
     assert all(c["days_left"] > 300 for h in ("smtp1", "proxy1", "ms1")
                for c in report["hosts"][h]["mailstack"]["certificates"])
     assert report["problems"] == [], report["problems"]
+
+
+def run_module(target, module, args):
+    """An ad hoc command on the scenario's inventory, as docs/guide.md gives
+    it: (return code, output as one line)."""
+    result = adhoc("-i", os.path.join(testlib.state_dir("sharded"), "inventory"), target, "-m", module, "-a", args,
+                   env=ansible_env(), cwd=testlib.PROJECT)
+    return result.returncode, " ".join((result.stdout + result.stderr).split())
+
+
+SOCKET = "login_unix_socket=/run/mysqld/mysqld.sock"
+
+
+def test_retiring_the_drained_shard_as_the_guide_says(ms2):
+    """docs/guide.md, "The mail domain" and "Retiring a shard": the commands
+    as written (the lab's database is on ns1)."""
+    db = shard("ns1")
+    # Creating the domain again changes nothing.
+    rc, out = run_module("ns1", "mailops.mailstack.mail_domain", "name=example.test " + SOCKET)
+    assert rc == 0 and "ns1 | SUCCESS" in out, out[-2000:]
+    # A shard that still holds mailboxes is not removed.
+    rc, out = run_module("ns1", "mailops.mailstack.mail_host", "name=ms1 state=absent " + SOCKET)
+    assert rc != 0 and "ms1: state: cannot remove a mailbox host that stores 4 mailbox(es)" in out, out[-2000:]
+    # The drained one is.
+    rc, out = run_module("ns1", "mailops.mailstack.mail_host", "name=ms2 state=absent " + SOCKET)
+    assert rc == 0 and "ns1 | CHANGED" in out, out[-2000:]
+    assert db.check_output("mysql -N mail -e \"SELECT name FROM mailbox_host ORDER BY name\"").split() == ["ms1"]
+    # Its database accounts, by its addresses.
+    addresses = set(ms2.check_output("hostname -I").split())
+    accounts = [line.split() for line in db.check_output(
+        "mysql -N -e \"SELECT User, Host FROM mysql.user WHERE User IN ('mail_dovecot', 'mailadmin')\"").splitlines()]
+    mine = [(user, where) for user, where in accounts if where in addresses]
+    assert set(user for user, _where in mine) == {"mail_dovecot", "mailadmin"}, accounts
+    for user, where in mine:
+        rc, out = run_module("ns1", "community.mysql.mysql_user", "name=%s host=%s state=absent %s" % (user, where, SOCKET))
+        assert rc == 0, out[-2000:]
+    left = db.check_output("mysql -N -e \"SELECT Host FROM mysql.user WHERE User IN ('mail_dovecot', 'mailadmin')\"")
+    assert not addresses & set(left.split()), left
+    # The mail of ms1's users still flows.
+    alice = count(shard("ms1"), "alice")
+    host = shard("outside1")
+    assert send(host, "smtp.example.test", ["alice@example.test"], "after ms2 retired") == []
+    assert wait_for(shard("ms1"), "alice", alice + 1) == alice + 1
+
