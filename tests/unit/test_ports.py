@@ -10,6 +10,7 @@ example inventory (inventories/examples/<topology>):
 - and, named per topology, the ports an operator asks about first.
 """
 
+import functools
 import importlib.util
 import ipaddress
 import os
@@ -62,7 +63,7 @@ def site(request):
 
 def _database(site, host, roles):
     """Postfix's and Dovecot's maps, a replica's replication."""
-    value = lambda name: site.value(host, name)  # noqa: E731
+    value = functools.partial(site.value, host)
     for role, option in (("postfix", "postfix_db_host"), ("dovecot", "dovecot_db_host")):
         if role in roles and value(option) != "localhost":
             yield value(option), DATABASE_PORT, option
@@ -71,7 +72,7 @@ def _database(site, host, roles):
 
 
 def _postfix(site, host, roles):
-    value = lambda name: site.value(host, name)  # noqa: E731
+    value = functools.partial(site.value, host)
     if "postfix" not in roles:
         return
     if value("postfix_content_filter") and value("postfix_content_filter_host") != "127.0.0.1":
@@ -86,7 +87,7 @@ def _postfix(site, host, roles):
 
 
 def _dovecot(site, host, roles):
-    value = lambda name: site.value(host, name)  # noqa: E731
+    value = functools.partial(site.value, host)
     if "dovecot" not in roles:
         return
     stores = [s for s in site.groups["mail_store"] if s != host]
@@ -105,7 +106,7 @@ def _dovecot(site, host, roles):
 
 
 def _storage(site, host, roles):
-    value = lambda name: site.value(host, name)  # noqa: E731
+    value = functools.partial(site.value, host)
     for mount in (value("nfs_client_mounts") if "nfs_client" in roles else []):
         yield mount["src"].rsplit(":", 1)[0], 2049, "nfs_client_mounts"
     if "nfs_server" in roles and value("nfs_server_store") == "iscsi":

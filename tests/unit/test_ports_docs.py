@@ -35,7 +35,7 @@ def test_a_table_names_each_port_once_per_tier_and_service():
     table = port_tables.table("sharded")
     assert "| `mail_db` (db1) | 3306/tcp |" in table
     assert "| `mail_store` (ms1, ms2) | 24/tcp | LMTP" in table
-    rows = [line for line in table.splitlines()[2:]]
+    rows = table.splitlines()[2:]
     assert len(rows) == len(set(rows))
 
 

@@ -531,4 +531,3 @@ def test_retiring_the_drained_shard_as_the_guide_says(ms2):
     host = shard("outside1")
     assert send(host, "smtp.example.test", ["alice@example.test"], "after ms2 retired") == []
     assert wait_for(shard("ms1"), "alice", alice + 1) == alice + 1
-

@@ -9,8 +9,10 @@ __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import CONTROLLER, listen, role_wiring
 
+
 def common_listens(host, site, inventory, options):
-    """SSH, for Ansible; on a backup MX's primary, for the mirror too."""
+    """SSH, for Ansible; on a backup MX's primary, for the mirror too (on
+    the port the backup_mx role's backup_mx_ssh_port says)."""
     listens = [listen(inventory.optional(host.name, 'ansible_port') or 22, 'tcp',
                       'SSH: Ansible and the administrators', [CONTROLLER])]
     if site.groups['mail_mx'][:1] == [host.name]:
