@@ -23,7 +23,23 @@ from collections import namedtuple
 # wired options: what the role needs set on the host, checked by
 # playbooks/wire.yml before any host changes (a rule of RULES). The wiring
 # names the option, never reads its value (a secret is copied unread).
-RoleWiring = namedtuple('RoleWiring', 'name groups options copies address_options reads publishes_mta_sts requires')
+# listens: function (host, site, inventory, options) -> [Listen]: the ports
+# the role opens on the host to other hosts, each with who must reach it
+# (plugin_utils/ports.py makes the operator's port table of them; a service
+# on the loopback only is not listed).
+RoleWiring = namedtuple('RoleWiring', 'name groups options copies address_options reads publishes_mta_sts requires '
+                                      'listens')
+
+# One port a role opens on a host: port (int), proto ('tcp' or 'udp'),
+# service (what it is, for whom), peers: who must reach it, a tuple of
+# inventory hosts in the inventory's order, or of the words in PEER_WORDS.
+Listen = namedtuple('Listen', 'port proto service peers')
+
+# Peers that are no inventory host: any address (the internet: mail, clients,
+# ACME servers), and the machine Ansible runs on.
+INTERNET = 'internet'
+CONTROLLER = 'controller'
+PEER_WORDS = (INTERNET, CONTROLLER)
 
 # The rules of a required option, by name: wire.yml's "Check the options each
 # role requires" tests each (keep the two alike; rule_holds is the same test
@@ -60,10 +76,20 @@ def no_requirements(host, site, inventory, options):
     return []
 
 
+def no_listens(host, site, inventory, options):
+    """A role that opens no port to other hosts."""
+    return []
+
+
+def listen(port, proto, service, peers):
+    """A Listen; peers (hosts, or words of PEER_WORDS) each once, in order."""
+    return Listen(int(port), proto, service, tuple(unique(peers)))
+
+
 def role_wiring(name, groups, options=no_options, copies=(), address_options=None, reads=(), publishes_mta_sts=False,
-                requires=no_requirements):
+                requires=no_requirements, listens=no_listens):
     return RoleWiring(name, tuple(groups), options, tuple(copies), dict(address_options or {}), tuple(reads),
-                      publishes_mta_sts, requires)
+                      publishes_mta_sts, requires, listens)
 
 
 def effective(host, inventory, options, name):

@@ -25,7 +25,7 @@ from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.addresses
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.inventory import Inventory
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.registry import (
     ADDRESS_OPTIONS, ROLE_WIRINGS, runs)
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import RULES, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import PEER_WORDS, RULES, unique
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import Site, host_facts
 
 # Settings of the whole site: hosts that disagree would build parts that do
@@ -56,7 +56,23 @@ def _wire(name, site):
                                          % (wiring.name, option, rule))
             if option not in [r['option'] for r in required]:
                 required.append({'option': option, 'why': why, 'rule': rule})
-    return roles, options, required
+    return roles, options, required, _listens(host, wirings, site, options)
+
+
+def _listens(host, wirings, site, options):
+    """The ports the host's roles open to other hosts, each with its peers
+    (inventory hosts, or 'internet', 'controller'); one nobody needs is left out."""
+    found = []
+    for wiring in wirings:
+        for item in wiring.listens(host, site, site.inventory, options):
+            strangers = [p for p in item.peers if p not in PEER_WORDS and p not in site.mail_hosts]
+            if item.proto not in ('tcp', 'udp') or strangers:
+                raise AnsibleFilterError('mail_wiring: role %s opens %s/%s to %s' % (
+                    wiring.name, item.port, item.proto, ', '.join(strangers) or 'an unknown protocol'))
+            if item.peers:
+                found.append({'port': item.port, 'proto': item.proto, 'service': item.service,
+                              'role': wiring.name, 'peers': list(item.peers)})
+    return found
 
 
 def wire_host(name, groups, topology, inventory):
@@ -85,9 +101,12 @@ def _site_option_errors(inventory, mail_hosts):
 
 
 def _host_result(name, site, inventory):
-    roles, options, required = _wire(name, site)
+    roles, options, required, listens = _wire(name, site)
     return {
         'roles': roles,
+        # The ports its roles open, and who must reach each (issue 30's
+        # firewall, the operator's port table: plugin_utils/ports.py).
+        'listens': listens,
         # What the roles need set (a secret, a source), named, never read.
         'required': required,
         'options': dict((k, v) for k, v in options.items() if not inventory.is_set(name, k)),
@@ -98,7 +117,8 @@ def _host_result(name, site, inventory):
 
 
 def wire(groups, hostvars):
-    """{'topology', 'errors', 'hosts': {host: {'roles', 'required', 'options', 'copies'}}, 'address_options'}."""
+    """{'topology', 'errors', 'hosts': {host: {'roles', 'listens', 'required', 'options', 'copies'}},
+    'address_options'}."""
     decision = decide_topology(groups)
     inventory = Inventory(hostvars)
     hosts = _hosts(groups, decision['groups'])

@@ -1,17 +1,22 @@
 """The sharded topology, checked with real clients on the lab's internet host
 (outside1): every user's mail on their own shard whichever SMTP host took it,
-logins through the proxy, a shard that is down, and a mailbox moved while mail
-for it keeps arriving and its IMAP client stays connected.
+logins through the proxy, a shard that is down, a mailbox moved while mail
+for it keeps arriving and its IMAP client stays connected, two users moved in
+one run (by a list, then back by a file), a bad list that moves nobody.
 
 The tests run in file order; the later ones move users between the shards."""
 
+import collections
 import json
+import os
+import tempfile
 import time
 
 import pytest
 import testinfra
 
 import testlib
+from mailstack_testlib import adhoc, ansible_env, playbook
 from testlib import client, recap
 
 PASSWORDS = {u: "%s-lab-password" % u for u in ("alice", "bob", "carol", "dave")}
@@ -334,6 +339,124 @@ def test_cleanup_removes_the_source_copy(ms1):
     assert not ms1.file("/var/vmail/example.test/carol").exists
 
 
+# The Message-IDs of a user's INBOX on a shard, one per message file (None
+# for a message without one), read from the Maildir's files themselves.
+MESSAGE_IDS = """
+import email, glob, json, sys
+ids = []
+for path in sorted(glob.glob("/var/vmail/example.test/%s/Maildir/new/*" % sys.argv[1])
+                   + glob.glob("/var/vmail/example.test/%s/Maildir/cur/*" % sys.argv[1])):
+    with open(path, "rb") as f:
+        ids.append(email.message_from_binary_file(f).get("Message-ID"))
+print(json.dumps(ids))
+"""
+
+
+def message_ids(store, user):
+    return collections.Counter(json.loads(store.check_output(
+        "python3 - %s <<'EOF'\n%s\nEOF" % (user, MESSAGE_IDS))))
+
+
+def send_with_ids(host, user, tag, n):
+    """n messages to user, each with its own Message-ID; the ids."""
+    ids = ["<%s-%s-%d@outside.test>" % (tag, user, i) for i in range(n)]
+    for message_id in ids:
+        client(host, """
+            s = smtplib.SMTP("smtp.example.test", 25, timeout=30)
+            s.sendmail("someone@outside.test", ["{u}@example.test"],
+                       "From: someone@outside.test\\r\\nMessage-ID: {i}\\r\\nSubject: {t}\\r\\n\\r\\nhi\\r\\n")
+            s.quit()
+            print(json.dumps(True))
+        """.format(u=user, i=message_id, t=tag))
+    return ids
+
+
+def mailbox_hosts(users):
+    db = shard("ns1")
+    return dict(line.split() for line in db.check_output(
+        "mysql -N mail -e \"SELECT email, mailbox_host FROM mailbox WHERE email IN (%s)\"" % ", ".join(
+            "'%s@example.test'" % u for u in users)).splitlines())
+
+
+def move_users_and_check(host, source, target, users, *forms):
+    """Move users from shard source to shard target in one run of
+    move_user.yml (forms: its -e arguments, cleanup included) and check that
+    each message each user had on source is on target once."""
+    sent = dict((u, send_with_ids(host, u, "to-" + target, 2)) for u in users)
+    before = {}
+    for user in users:
+        deadline = time.time() + 90
+        while time.time() < deadline and any(message_ids(shard(source), user)[i] != 1 for i in sent[user]):
+            time.sleep(1)
+        before[user] = message_ids(shard(source), user)
+        assert all(before[user][i] == 1 for i in sent[user]), (user, before[user])
+    out = run_playbook("move_user.yml", *(forms + ("-e", "mailstack_move_target=" + target,
+                                                   "-e", "mailstack_move_cleanup=true")))
+    assert recap(out, target)["changed"] != "0"
+    assert mailbox_hosts(users) == dict(("%s@example.test" % u, target) for u in users)
+    for user in users:
+        after = message_ids(shard(target), user)
+        # Every message the user had, by Message-ID, on the target once; and
+        # as many messages as on the source (those without an id too).
+        assert sum(after.values()) == sum(before[user].values()), (user, before[user], after)
+        assert all(after[i] == 1 for i in before[user] if i is not None), (user, after)
+        assert all(after[i] == 1 for i in sent[user]), (user, after)
+        assert "%s@example.test: moved %s -> %s" % (user, source, target) in " ".join(out.split())
+        # The copy on the source is gone (cleanup, for each user of the list).
+        assert not shard(source).file("/var/vmail/example.test/%s" % user).exists
+    assert bounces() == 0
+
+
+def test_two_users_move_in_one_run_by_list(host):
+    # bob and dave are on ms2 (carol moved there above).
+    move_users_and_check(host, "ms2", "ms1", ["bob", "dave"],
+                         "-e", json.dumps({"mailstack_move_emails": ["bob@example.test", "dave@example.test"]}))
+
+
+def test_two_users_move_back_in_one_run_by_file(host):
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("# back to ms2\n\nbob@example.test\n  # dave too\ndave@example.test\n")
+    try:
+        move_users_and_check(host, "ms1", "ms2", ["bob", "dave"], "-e", "mailstack_move_file=%s" % f.name)
+    finally:
+        os.unlink(f.name)
+
+
+def refused_move(*extra):
+    result = playbook("-i", os.path.join(testlib.state_dir("sharded"), "inventory"),
+                      os.path.join(testlib.PROJECT, "playbooks", "move_user.yml"), *extra,
+                      env=ansible_env(), cwd=testlib.PROJECT)
+    assert result.returncode != 0, result.stdout[-3000:]
+    # The messages as one line (the callback wraps long ones).
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def test_a_bad_list_moves_nobody(ms1, ms2):
+    before = mailbox_hosts(["alice", "bob", "dave"])
+    # An unknown address: every user is checked before the first move.
+    out = refused_move("-e", json.dumps({"mailstack_move_emails": ["alice@example.test", "nobody@example.test"]}),
+                       "-e", "mailstack_move_target=ms2")
+    assert "nobody@example.test has no mailbox in the mail database" in out, out[-3000:]
+    assert "Move each mailbox onto this shard" not in out
+    # A line of the file that is no address, named by its number.
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("alice@example.test\n# fine\nbob at example.test\n")
+    try:
+        out = refused_move("-e", "mailstack_move_file=%s" % f.name, "-e", "mailstack_move_target=ms2")
+    finally:
+        os.unlink(f.name)
+    assert "line 3:" in out and "bob at example.test" in out and "is not an address" in out, out[-3000:]
+    # Two forms at once.
+    out = refused_move("-e", "mailstack_move_email=alice@example.test", "-e", "mailstack_move_emails=bob@example.test",
+                       "-e", "mailstack_move_target=ms2")
+    assert "got mailstack_move_email and mailstack_move_emails" in out, out[-3000:]
+    assert mailbox_hosts(["alice", "bob", "dave"]) == before
+    db = shard("ns1")
+    assert db.check_output("mysql -N mail -e \"SELECT COUNT(*) FROM mailbox_move WHERE email = 'alice@example.test'\"") \
+        == "0"
+    assert not ms2.file("/var/vmail/example.test/alice").exists
+
+
 def test_drain_empties_a_shard(host, ms1):
     out = run_playbook("drain_shard.yml", "-e", "mailstack_drain_shard=ms2")
     db = shard("ns1")
@@ -365,3 +488,46 @@ def test_the_report_lists_users_and_bytes_per_shard(ms1):
     assert all(c["days_left"] > 300 for h in ("smtp1", "proxy1", "ms1")
                for c in report["hosts"][h]["mailstack"]["certificates"])
     assert report["problems"] == [], report["problems"]
+
+
+def run_module(target, module, args):
+    """An ad hoc command on the scenario's inventory, as docs/guide.md gives
+    it: (return code, output as one line)."""
+    result = adhoc("-i", os.path.join(testlib.state_dir("sharded"), "inventory"), target, "-m", module, "-a", args,
+                   env=ansible_env(), cwd=testlib.PROJECT)
+    return result.returncode, " ".join((result.stdout + result.stderr).split())
+
+
+SOCKET = "login_unix_socket=/run/mysqld/mysqld.sock"
+
+
+def test_retiring_the_drained_shard_as_the_guide_says(ms2):
+    """docs/guide.md, "The mail domain" and "Retiring a shard": the commands
+    as written (the lab's database is on ns1)."""
+    db = shard("ns1")
+    # Creating the domain again changes nothing.
+    rc, out = run_module("ns1", "mailops.mailstack.mail_domain", "name=example.test " + SOCKET)
+    assert rc == 0 and "ns1 | SUCCESS" in out, out[-2000:]
+    # A shard that still holds mailboxes is not removed.
+    rc, out = run_module("ns1", "mailops.mailstack.mail_host", "name=ms1 state=absent " + SOCKET)
+    assert rc != 0 and "ms1: state: cannot remove a mailbox host that stores 4 mailbox(es)" in out, out[-2000:]
+    # The drained one is.
+    rc, out = run_module("ns1", "mailops.mailstack.mail_host", "name=ms2 state=absent " + SOCKET)
+    assert rc == 0 and "ns1 | CHANGED" in out, out[-2000:]
+    assert db.check_output("mysql -N mail -e \"SELECT name FROM mailbox_host ORDER BY name\"").split() == ["ms1"]
+    # Its database accounts, by its addresses.
+    addresses = set(ms2.check_output("hostname -I").split())
+    accounts = [line.split() for line in db.check_output(
+        "mysql -N -e \"SELECT User, Host FROM mysql.user WHERE User IN ('mail_dovecot', 'mailadmin')\"").splitlines()]
+    mine = [(user, where) for user, where in accounts if where in addresses]
+    assert set(user for user, _where in mine) == {"mail_dovecot", "mailadmin"}, accounts
+    for user, where in mine:
+        rc, out = run_module("ns1", "community.mysql.mysql_user", "name=%s host=%s state=absent %s" % (user, where, SOCKET))
+        assert rc == 0, out[-2000:]
+    left = db.check_output("mysql -N -e \"SELECT Host FROM mysql.user WHERE User IN ('mail_dovecot', 'mailadmin')\"")
+    assert not addresses & set(left.split()), left
+    # The mail of ms1's users still flows.
+    alice = count(shard("ms1"), "alice")
+    host = shard("outside1")
+    assert send(host, "smtp.example.test", ["alice@example.test"], "after ms2 retired") == []
+    assert wait_for(shard("ms1"), "alice", alice + 1) == alice + 1

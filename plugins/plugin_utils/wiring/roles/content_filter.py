@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import effective, role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import effective, listen, role_wiring, unique
 
 
 def _reinject_port(host, site, inventory):
@@ -45,6 +45,15 @@ def content_filter_requires(host, site, inventory, options):
              'content_filter_clamav_private_mirror (the role never uses the public mirrors)', 'non_empty')]
 
 
+def content_filter_listens(host, site, inventory, options):
+    # A mail server on the filter host itself hands mail over the loopback.
+    peers = [mx for mx in site.filtering_mx if mx != host.name]
+    if not peers:
+        return []
+    return [listen(effective(host, inventory, options, 'content_filter_port'), 'tcp',
+                   'amavisd-new: mail to filter (SMTP)', peers)]
+
+
 WIRING = role_wiring('content_filter', ('mail_filter',), content_filter_options,
                      address_options={'content_filter_clients': 'networks'}, reads=('postfix_reinject_port',),
-                     requires=content_filter_requires)
+                     requires=content_filter_requires, listens=content_filter_listens)

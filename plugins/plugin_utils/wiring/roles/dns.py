@@ -10,7 +10,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.dns_zone import dns_zone
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import INTERNET, listen, role_wiring
 
 # mailstack_tls_rpt_rua: where TLS reports go (RFC 8460, 3), one or more
 # mailto: or https: URIs; nothing that would break the record's quoting.
@@ -51,4 +51,10 @@ def dns_requires(host, site, inventory, options):
              "first of mailstack_domains)", 'non_empty')]
 
 
-WIRING = role_wiring('dns', ('mail_dns',), dns_options, publishes_mta_sts=True, requires=dns_requires)
+def dns_listens(host, site, inventory, options):
+    # Authoritative for the mail domain: every resolver asks it.
+    return [listen(53, proto, "DNS: the mail domain's zone (authoritative)", [INTERNET]) for proto in ('udp', 'tcp')]
+
+
+WIRING = role_wiring('dns', ('mail_dns',), dns_options, publishes_mta_sts=True, requires=dns_requires,
+                     listens=dns_listens)

@@ -9,7 +9,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.addresses import host_network
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import effective, role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import (
+    INTERNET, effective, listen, role_wiring, unique)
 
 
 def _networks_of(hosts, inventory, why):
@@ -87,6 +88,46 @@ def dovecot_requires(host, site, inventory, options):
     return required
 
 
+# The login ports: (protocol, port, what). Behind the sharded proxies a
+# shard takes logins from them only, on the plain ports (the proxy speaks
+# STARTTLS-free IMAP and POP3 to it: dovecot-sql.conf.ext's port).
+LOGIN_PORTS = (('imap', 143, 'IMAP (STARTTLS)'), ('imap', 993, 'IMAPS'), ('pop3', 110, 'POP3 (STARTTLS)'),
+               ('pop3', 995, 'POP3S'))
+PROXIED_PORTS = (('imap', 143, 'IMAP: logins passed on by the proxies'),
+                 ('pop3', 110, 'POP3: logins passed on by the proxies'))
+
+
+def _login_listens(host, site, protocols, proxy):
+    if not proxy and site.sharded:
+        return [listen(port, 'tcp', what, site.groups['mail_proxy'])
+                for protocol, port, what in PROXIED_PORTS if protocol in protocols]
+    clients = "the users' mail clients" + (' and the webmail' if site.groups['mail_webmail'] else '')
+    return [listen(port, 'tcp', '%s: %s' % (what, clients), [INTERNET])
+            for protocol, port, what in LOGIN_PORTS if protocol in protocols]
+
+
+def dovecot_listens(host, site, inventory, options):
+    """The logins; LMTP, SASL and doveadm over TCP when their listeners are set."""
+    def value(name):
+        return effective(host, inventory, options, name)
+    proxy = value('dovecot_mode') == 'proxy'
+    others = [h for h in site.groups['mail_store'] if h != host.name]
+    listens = _login_listens(host, site, value('dovecot_protocols'), proxy)
+    if value('dovecot_lmtp_listen'):
+        listens.append(listen(value('dovecot_lmtp_port'), 'tcp', 'LMTP: mail for the users of this server (from the '
+                              'SMTP tier, and from the other servers for a user pinned or moved here)',
+                              site.groups['mail_smtp'] + others))
+    if value('dovecot_auth_listen'):
+        listens.append(listen(value('dovecot_auth_port'), 'tcp', "SASL: the SMTP tier checks its users' "
+                              'submission logins', site.groups['mail_smtp']))
+    if value('dovecot_doveadm_listen'):
+        # mailbox_move runs on the target shard: it pulls from the source's
+        # doveadm server, ends sessions on the source and on every proxy.
+        listens.append(listen(value('dovecot_doveadm_port'), 'tcp', 'doveadm: mailbox moves (dsync), ending '
+                              "a moved user's sessions", site.groups['mail_store'] if proxy else others))
+    return listens
+
+
 WIRING = role_wiring(
     'dovecot', ('mail_store', 'mail_proxy'), dovecot_options,
     copies=(('dovecot_db_password', 'mail_database_dovecot_password'),),
@@ -94,4 +135,4 @@ WIRING = role_wiring(
                      'dovecot_doveadm_listen': 'addresses', 'dovecot_proxy_networks': 'networks',
                      'dovecot_trusted_networks': 'networks'},
     reads=('nfs_server_export', 'nfs_server_mail_dir'),
-    requires=dovecot_requires)
+    requires=dovecot_requires, listens=dovecot_listens)

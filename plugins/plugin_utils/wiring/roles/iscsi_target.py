@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import listen, role_wiring, unique
 
 
 def iscsi_target_options(host, site, inventory):
@@ -24,5 +24,12 @@ def iscsi_target_requires(host, site, inventory, options):
              'digits and ._~+=@%^,:/-)', 'chap')]
 
 
+def iscsi_target_listens(host, site, inventory, options):
+    if not site.nfs_host:
+        return []
+    return [listen(3260, 'tcp', "iSCSI: the LUN of the NFS server's store", [site.nfs_host])]
+
+
 WIRING = role_wiring('iscsi_target', ('mail_san',), iscsi_target_options,
-                     address_options={'iscsi_target_initiators': 'networks'}, requires=iscsi_target_requires)
+                     address_options={'iscsi_target_initiators': 'networks'}, requires=iscsi_target_requires,
+                     listens=iscsi_target_listens)

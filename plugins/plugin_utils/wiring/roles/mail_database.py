@@ -9,7 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.domains import database_domains
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import effective, listen, role_wiring, unique
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import SYSTEM_CA_BUNDLE
 
 LOCAL = ['localhost', '127.0.0.1']
@@ -97,5 +97,21 @@ def mail_database_requires(host, site, inventory, options):
     return required
 
 
+def database_peers(site):
+    """Who connects to the primary: the readers of READERS that are no
+    database host (a shard's mailbox moves use the same host), and the replicas."""
+    readers = sorted(set(h for _service, groups in READERS for group in groups for h in site.groups[group]))
+    return [h for h in readers if h not in site.db_hosts] + list(site.replicas)
+
+
+def mail_database_listens(host, site, inventory, options):
+    if host.name != site.primary_db or not site.primary_remote:
+        return []
+    uses = ['Postfix and Dovecot lookups'] + (['mailbox moves'] if site.sharded else []) + (
+        ['replication'] if site.replicas else [])
+    return [listen(effective(host, inventory, options, 'mail_database_port'), 'tcp',
+                   'MariaDB over TLS: the mail database (%s)' % ', '.join(uses), database_peers(site))]
+
+
 WIRING = role_wiring('mail_database', ('mail_db', 'mail_db_replica'), mail_database_options,
-                     requires=mail_database_requires)
+                     requires=mail_database_requires, listens=mail_database_listens)

@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import effective, role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import effective, listen, role_wiring, unique
 
 # The Maildirs' owner has one id on every host: NFS carries numbers.
 OWNER = (('nfs_server_vmail_uid', 'dovecot_vmail_uid'), ('nfs_server_vmail_user', 'dovecot_vmail_user'))
@@ -57,10 +57,17 @@ def nfs_server_requires(host, site, inventory, options):
              "host's iscsi_target_chap_password; CHAP: 12 to 64 letters, digits and ._~+=@%^,:/-)", 'chap')]
 
 
+def nfs_server_listens(host, site, inventory, options):
+    # NFS 4.2 over TCP (nfs_client_options): one port, no rpcbind or mountd.
+    if not site.nfs:
+        return []
+    return [listen(2049, 'tcp', 'NFS 4.2: the mail store, mounted by the mail servers', site.groups['mail_store'])]
+
+
 WIRING = role_wiring(
     'nfs_server', ('mail_nfs',), nfs_server_options,
     # The CHAP secret the NFS server logs into the iSCSI target with.
     copies=(('nfs_server_iscsi_chap_password', 'iscsi_target_chap_password'),),
     address_options={'nfs_server_clients': 'networks', 'nfs_server_iscsi_portal': 'address'},
     reads=('dovecot_vmail_uid', 'dovecot_vmail_user', 'iscsi_target_iqn', 'iscsi_target_chap_user'),
-    requires=nfs_server_requires)
+    requires=nfs_server_requires, listens=nfs_server_listens)

@@ -9,7 +9,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.addresses import host_network
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import (
+    INTERNET, effective, listen, role_wiring)
 
 
 def _mode(host, site):
@@ -100,10 +101,28 @@ def postfix_requires(host, site, inventory, options):
              'mail_database_postfix_password)', 'non_empty')]
 
 
+def postfix_listens(host, site, inventory, options):
+    """SMTP from the internet; submission on the servers the users send
+    through; the reinjection port to the filter host when it is another."""
+    def value(name):
+        return effective(host, inventory, options, name)
+    if value('postfix_mode') == 'backup_relay':
+        return [listen(25, 'tcp', 'SMTP: mail for the domain while the primary is down (backup MX)', [INTERNET])]
+    listens = [listen(25, 'tcp', 'SMTP: mail from the internet (MX)', [INTERNET])]
+    if value('postfix_submission'):
+        clients = "the users' mail clients" + (' and the webmail' if site.groups['mail_webmail'] else '')
+        listens.extend([listen(587, 'tcp', 'submission (STARTTLS): %s' % clients, [INTERNET]),
+                        listen(465, 'tcp', "submissions (implicit TLS): the users' mail clients", [INTERNET])])
+    if value('postfix_content_filter') and site.filter_host not in (None, host.name):
+        listens.append(listen(value('postfix_reinject_port'), 'tcp', 'Postfix: filtered mail back from amavisd-new',
+                              [site.filter_host]))
+    return listens
+
+
 WIRING = role_wiring(
     'postfix', ('mail_mx', 'mail_backup_mx', 'mail_smtp'), postfix_options,
     copies=(('postfix_db_password', 'mail_database_postfix_password'),),
     address_options={'postfix_mynetworks': 'networks', 'postfix_reinject_clients': 'networks'},
     reads=('dovecot_lmtp_port', 'dovecot_auth_port', 'dkim_port', 'dmarc_port', 'dovecot_quota_status_port',
            'content_filter_port', 'content_filter_children'),
-    requires=postfix_requires)
+    requires=postfix_requires, listens=postfix_listens)

@@ -8,7 +8,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import (
+    INTERNET, effective, listen, role_wiring, unique)
 
 GROUPS = ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx', 'mail_db',
           'mail_db_replica')
@@ -94,4 +95,13 @@ def tls_requires(host, site, inventory, options):
             ('tls_private_key', "tls_source=provided installs this certificate's key (PEM)", 'pem private key')]
 
 
-WIRING = role_wiring('tls', GROUPS, tls_options, requires=tls_requires)
+def tls_listens(host, site, inventory, options):
+    # HTTP-01 with certbot's own listener (a web server's host serves the
+    # challenge itself: webmail's port 80).
+    if site.is_acme(host.name) and not effective(host, inventory, options, 'tls_acme_webroot'):
+        return [listen(80, 'tcp', "HTTP: the ACME server checks the host's names (certbot, while it issues or "
+                       'renews)', [INTERNET])]
+    return []
+
+
+WIRING = role_wiring('tls', GROUPS, tls_options, requires=tls_requires, listens=tls_listens)

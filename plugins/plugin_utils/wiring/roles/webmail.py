@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import INTERNET, listen, role_wiring
 
 
 def webmail_options(host, site, inventory):
@@ -30,5 +30,12 @@ def webmail_requires(host, site, inventory, options):
     return [('webmail_des_key', "Roundcube's session encryption key", 'length 24')]
 
 
+def webmail_listens(host, site, inventory, options):
+    https = 'HTTPS: Roundcube' + (', the MTA-STS policy' if host.mta_sts else '')
+    http = 'HTTP: redirects to HTTPS' + ('; ACME HTTP-01 challenges' if site.is_acme(host.name) else '')
+    return [listen(80, 'tcp', http, [INTERNET]),
+            listen(443, 'tcp', https, [INTERNET])]
+
+
 WIRING = role_wiring('webmail', ('mail_webmail',), webmail_options, publishes_mta_sts=True,
-                     requires=webmail_requires)
+                     requires=webmail_requires, listens=webmail_listens)

@@ -108,7 +108,11 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "content_filter_reinject_host": "*",
         "content_filter_reinject_port": 10025,
         "content_filter_hostname": "filter1.example.test",
-    }}
+    }, "listens": [
+        {"port": 22, "proto": "tcp", "service": "SSH: Ansible and the administrators", "role": "common",
+         "peers": ["controller"]},
+        {"port": 10024, "proto": "tcp", "service": "amavisd-new: mail to filter (SMTP)", "role": "content_filter",
+         "peers": ["mx1"]}]}
     assert hosts["ns1"]["roles"] == ["common", "dns"]
     zone = hosts["ns1"]["options"]["dns_zones"][0]
     assert zone["name"] == "example.test"
@@ -123,7 +127,9 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     assert {"name": "_smtp._tls", "type": "TXT", "value": '"v=TLSRPTv1; rua=mailto:postmaster@example.test"'} \
         in zone["records"]
     # A host in no mail group gets the base role only.
-    assert hosts["outside1"] == {"roles": ["common"], "options": {}, "copies": {}, "required": []}
+    assert hosts["outside1"] == {"roles": ["common"], "options": {}, "copies": {}, "required": [], "listens": [
+        {"port": 22, "proto": "tcp", "service": "SSH: Ansible and the administrators", "role": "common",
+         "peers": ["controller"]}]}
 
 
 def test_single_with_the_filter_on_the_mail_server():
