@@ -12,6 +12,7 @@ from collections import namedtuple
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.hostnames import host_fqdn, host_name_error
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.mta_sts import MTA_STS_MODES, mta_sts_policy
 
 # The clients of a database served over TLS verify it against the host's
@@ -21,8 +22,15 @@ SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 # mailstack_mta_sts_mode: a policy mode, or 'off' to publish none.
 MTA_STS_CHOICES = ('off',) + MTA_STS_MODES
 
-# The groups whose hosts read the mail database (Postfix, Dovecot).
-DATABASE_READER_GROUPS = ('mail_mx', 'mail_smtp', 'mail_store', 'mail_proxy')
+# The groups whose hosts read the mail database (Postfix, Dovecot; Roundcube
+# keeps its own database on the same server).
+DATABASE_READER_GROUPS = ('mail_mx', 'mail_smtp', 'mail_store', 'mail_proxy', 'mail_webmail')
+
+
+def webmail_names(domain):
+    """The public names of the webmail of the (primary) mail domain: in the
+    webmail hosts' certificates and nginx's server_name."""
+    return ['webmail.%s' % domain] if domain else []
 
 
 def _first(hosts):
@@ -76,8 +84,9 @@ class Site(object):
         return self.inventory.optional(host, 'tls_source') == 'acme'
 
     def fqdn(self, host):
-        domain = self.inventory.optional(host, 'mailstack_domain')
-        return '%s.%s' % (host, domain) if domain else None
+        """host's name in its mail domain: the inventory name when it is one
+        already (smtp1.example.org), else <name>.<domain>; None without a domain."""
+        return host_fqdn(host, self.inventory.optional(host, 'mailstack_domain'))
 
     def cert_name(self, host):
         """The first name in host's certificate: its inventory name, or with
@@ -94,6 +103,9 @@ HostFacts = namedtuple('HostFacts', 'name roles domain fqdn mta_sts')
 def host_facts(name, roles, site, wants_mta_sts):
     """The facts of one host; wants_mta_sts: one of its roles publishes the policy."""
     domain = site.inventory.optional(name, 'mailstack_domain')
+    name_error = host_name_error(name, domain)
+    if name_error:
+        site.inventory.errors.append(name_error)
     mta_sts = _mta_sts(name, site, domain) if domain and wants_mta_sts else None
     return HostFacts(name, roles, domain, site.fqdn(name), mta_sts)
 

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import role_wiring, unique
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import webmail_names
 
 GROUPS = ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx', 'mail_db',
           'mail_db_replica')
@@ -20,7 +21,8 @@ GROUPS = ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'm
 ACME_WEBROOT = '/var/www/acme'
 
 # The names a tier's hosts share (round robin), by the group that shares them.
-SHARED_NAMES = (('smtp', 'mail_smtp'), ('imap', 'mail_proxy'), ('mta-sts', 'mail_webmail'), ('mail', 'mail_mx'))
+SHARED_NAMES = (('smtp', 'mail_smtp'), ('imap', 'mail_proxy'), ('mta-sts', 'mail_webmail'), ('mail', 'mail_mx'),
+                ('webmail', 'mail_webmail'))
 
 
 def _names(host, site, inventory, acme):
@@ -37,6 +39,8 @@ def _names(host, site, inventory, acme):
     if host.fqdn and site.nfs and name in groups['mail_mx']:
         # The round-robin name of the servers, for mail and for clients.
         names.append('mail.%s' % domain)
+    if host.fqdn and name in groups['mail_webmail']:
+        names.extend(webmail_names(domain))
     if name in groups['mail_webmail'] and host.mta_sts:
         names.append('mta-sts.%s' % domain)
     if name == site.primary_db and site.primary_remote:
