@@ -227,7 +227,7 @@ def test_the_services_answer_on_ipv6(host, server, port, kind):
         if "{k}" in ("imaps", "https"):
             s = ctx.wrap_socket(s)
             if "{k}" == "https":
-                s.sendall(b"HEAD / HTTP/1.0\r\nHost: webmail.example.test\r\n\r\n")
+                s.sendall(b"HEAD / HTTP/1.0\\r\\nHost: webmail.example.test\\r\\n\\r\\n")
         print(json.dumps(s.recv(64).decode(errors="replace")))
     """.format(a=address, p=port, k=kind))
     assert got.startswith({"imaps": "* OK", "https": "HTTP/1.1", "smtp": "220", "submission": "220"}[kind]), got
