@@ -10,29 +10,31 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.hostnames import host_fqdn, host_label
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.topology import MAIL_GROUPS, mx_targets
 
 
-def _host_names(groups):
-    """(name, host): every mail host under its own name, once."""
+def _host_names(groups, domain):
+    """(name, host): every mail host under its own name in the zone, once."""
     hosts = []
     for name in MAIL_GROUPS:
         for host in groups[name]:
             if host not in hosts:
                 hosts.append(host)
-    return [(host, host) for host in hosts]
+    return [(host_label(host, domain), host) for host in hosts]
 
 
 def _tier_names(decision):
     """(name, host): the names a tier shares, one record per host (DNS round robin)."""
     g = decision['groups']
+    # The webmail hosts' name (in their certificates) in every topology.
+    webmail = [('webmail', host) for host in g['mail_webmail']]
     if decision['topology'] == 'nfs_shared':
-        return [('mail', host) for host in g['mail_mx']]
+        return [('mail', host) for host in g['mail_mx']] + webmail
     if decision['topology'] == 'sharded':
         return ([('smtp', host) for host in g['mail_smtp']]
-                + [(name, host) for host in g['mail_proxy'] for name in ('imap', 'pop3')]
-                + [('webmail', host) for host in g['mail_webmail']])
-    return []
+                + [(name, host) for host in g['mail_proxy'] for name in ('imap', 'pop3')] + webmail)
+    return webmail
 
 
 def _address_records(names, addresses, missing):
@@ -60,7 +62,7 @@ def dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=Non
     g = decision['groups']
     host_domain = host_domain or domain
     missing = []
-    names = _host_names(g) + _tier_names(decision) if host_domain == domain else []
+    names = _host_names(g, host_domain) + _tier_names(decision) if host_domain == domain else []
     records = _address_records(names, addresses, missing)
     for preference, name in mx_targets(decision, host_domain):
         records.append({'name': '@', 'type': 'MX', 'value': '%d %s.' % (preference, name)})
@@ -79,6 +81,6 @@ def dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=Non
         records.append({'name': '_smtp._tls', 'type': 'TXT', 'value': '"v=TLSRPTv1; rua=%s"' % tls_rpt_rua})
     return {
         'name': domain,
-        'nameservers': ['%s.%s.' % (host, host_domain) for host in g['mail_dns']],
+        'nameservers': ['%s.' % host_fqdn(host, host_domain) for host in g['mail_dns']],
         'records': records,
     }

@@ -11,6 +11,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.hostnames import host_fqdn
+
 # Every inventory group the collection gives a meaning to.
 MAIL_GROUPS = (
     'mail_mx', 'mail_store', 'mail_filter', 'mail_db', 'mail_db_replica',
@@ -174,5 +176,5 @@ def mx_targets(decision, domain):
         return [(5, 'mail.%s' % domain)]
     if decision['topology'] == 'sharded':
         return [(5, 'smtp.%s' % domain)]
-    return ([(5, '%s.%s' % (h, domain)) for h in g['mail_mx']]
-            + [(10, '%s.%s' % (h, domain)) for h in g['mail_backup_mx']])
+    return ([(5, host_fqdn(h, domain)) for h in g['mail_mx']]
+            + [(10, host_fqdn(h, domain)) for h in g['mail_backup_mx']])

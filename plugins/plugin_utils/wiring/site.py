@@ -12,6 +12,7 @@ from collections import namedtuple
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.hostnames import host_fqdn, host_name_error
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.mta_sts import mta_sts_policy
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.domains import domains
 
@@ -19,8 +20,15 @@ from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.domains i
 # trust store (the tls role adds the lab CA or the CA the inventory gives).
 SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 
-# The groups whose hosts read the mail database (Postfix, Dovecot).
-DATABASE_READER_GROUPS = ('mail_mx', 'mail_smtp', 'mail_store', 'mail_proxy')
+# The groups whose hosts read the mail database (Postfix, Dovecot; Roundcube
+# keeps its own database on the same server).
+DATABASE_READER_GROUPS = ('mail_mx', 'mail_smtp', 'mail_store', 'mail_proxy', 'mail_webmail')
+
+
+def webmail_names(domain):
+    """The public names of the webmail of the (primary) mail domain: in the
+    webmail hosts' certificates and nginx's server_name."""
+    return ['webmail.%s' % domain] if domain else []
 
 
 def _first(hosts):
@@ -85,8 +93,9 @@ class Site(object):
         return self.inventory.optional(host, 'tls_source') == 'acme'
 
     def fqdn(self, host):
-        domain = self.primary_domain(host)
-        return '%s.%s' % (host, domain) if domain else None
+        """host's name in its primary mail domain: the inventory name when it is
+        one already (smtp1.example.org), else <name>.<domain>; None without a domain."""
+        return host_fqdn(host, self.primary_domain(host))
 
     def cert_name(self, host):
         """The first name in host's certificate: its inventory name, or with
@@ -105,6 +114,9 @@ def host_facts(name, roles, site, wants_mta_sts):
     """The facts of one host; wants_mta_sts: one of its roles publishes the policies."""
     host_domains = site.domains(name)
     domain = host_domains[0].name if host_domains else None
+    name_error = host_name_error(name, domain)
+    if name_error:
+        site.inventory.errors.append(name_error)
     mta_sts = {}
     if wants_mta_sts:
         for each in host_domains:

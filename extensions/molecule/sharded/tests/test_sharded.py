@@ -163,12 +163,29 @@ def test_submission_through_the_smtp_tier_for_users_of_both_shards(host, user):
     assert got == []
 
 
+def lab_ca():
+    """The lab CA's certificate (PEM), as every lab host trusts it."""
+    return shard("proxy1").file("/usr/local/share/ca-certificates/mailstack-ca.crt").content_string
+
+
+def roundcube_sql(query):
+    """A query in Roundcube's database on the primary (ns1), as root."""
+    out = shard("ns1").run("mariadb -N -B roundcube -e %s" % json.dumps(query))
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_webmail_logs_in_and_reads_through_the_proxy(host):
+    """By its public name, the certificate verified; Roundcube verifies the
+    proxy's and the SMTP tier's certificates against their public names, and
+    keeps its session in the shared database on ns1."""
+    sessions = int(roundcube_sql("SELECT COUNT(*) FROM session"))
     got = client(host, """
         import http.cookiejar, re, urllib.parse, urllib.request
-        base = "https://proxy1.example.test"
+        base = "https://webmail.example.test"
+        verified = ssl.create_default_context(cadata={ca!r})
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
-                                             urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+                                             urllib.request.HTTPSHandler(context=verified))
         page = opener.open(base + "/?_task=login", timeout=30).read().decode()
         token = re.search(r'name="_token" value="([^"]+)"', page).group(1)
         form = urllib.parse.urlencode({"_token": token, "_task": "login", "_action": "login", "_timezone": "UTC",
@@ -180,8 +197,45 @@ def test_webmail_logs_in_and_reads_through_the_proxy(host):
                                      headers={"X-Roundcube-Request": token})
         listing = opener.open(req, timeout=30).read().decode()
         print(json.dumps({"url": resp.geturl(), "listed": "via " in listing}))
-    """)
+    """.replace("{ca!r}", repr(lab_ca())))
     assert "_task=mail" in got["url"] and got["listed"], got
+    assert roundcube_sql("SELECT username FROM users WHERE username = 'bob@example.test'") == "bob@example.test"
+    assert int(roundcube_sql("SELECT COUNT(*) FROM session")) > sessions
+    # No database of its own on the webmail host any more.
+    assert not shard("proxy1").file("/var/lib/roundcube/db").exists
+
+
+def test_roundcube_account_reaches_only_its_own_database():
+    """From the webmail host, over TLS verified against the site CA: its own
+    database yes, the mail database's tables no."""
+    proxy1 = shard("proxy1")
+    login = ("mariadb --defaults-extra-file=/etc/roundcube/mailstack-db.cnf -N -B -e %s")
+    assert proxy1.run(login % json.dumps("SHOW SESSION STATUS LIKE 'Ssl_version'")).stdout.split()[1].startswith("TLS")
+    own = proxy1.run(login % json.dumps("SELECT COUNT(*) FROM roundcube.system"))
+    assert own.rc == 0 and own.stdout.strip() == "1", own.stderr
+    mail = proxy1.run(login % json.dumps("SELECT email FROM mail.mailbox LIMIT 1"))
+    assert mail.rc != 0 and "denied" in mail.stderr, (mail.stdout, mail.stderr)
+
+
+def global_ipv6(name):
+    out = shard(name).check_output("ip -o -6 addr show scope global")
+    return out.split()[3].split("/")[0]
+
+
+@pytest.mark.parametrize("server, port, kind", [("proxy1", 993, "imaps"), ("proxy1", 443, "https"),
+                                                ("smtp1", 25, "smtp"), ("smtp1", 587, "submission")])
+def test_the_services_answer_on_ipv6(host, server, port, kind):
+    address = global_ipv6(server)
+    got = client(host, """
+        import socket
+        s = socket.create_connection(("{a}", {p}), timeout=10)
+        if "{k}" in ("imaps", "https"):
+            s = ctx.wrap_socket(s)
+            if "{k}" == "https":
+                s.sendall(b"HEAD / HTTP/1.0\\r\\nHost: webmail.example.test\\r\\n\\r\\n")
+        print(json.dumps(s.recv(64).decode(errors="replace")))
+    """.format(a=address, p=port, k=kind))
+    assert got.startswith({"imaps": "* OK", "https": "HTTP/1.1", "smtp": "220", "submission": "220"}[kind]), got
 
 
 def test_a_shard_that_is_down_defers_only_its_users_mail(host, ms1, ms2):

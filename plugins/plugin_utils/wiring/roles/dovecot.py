@@ -36,8 +36,9 @@ def _nfs_store(host, site, inventory):
     options = {'dovecot_mail_root': _mail_root(host, site, inventory), 'dovecot_shared_storage': True,
                # A cached lookup would outlive a re-pin.
                'dovecot_auth_cache_size': '0'}
-    me = inventory.reach(host.name, 'the address the other servers reach %s at' % host.name)
-    options.update(dovecot_lmtp_listen=[me], dovecot_lmtp_proxy=True, dovecot_login_proxy_maybe=True)
+    # Every address of the host, IPv4 and IPv6: the others reach it at one.
+    me = inventory.known(host.name, 'the address the other servers reach %s at' % host.name)
+    options.update(dovecot_lmtp_listen=me, dovecot_lmtp_proxy=True, dovecot_login_proxy_maybe=True)
     others = [other for other in site.groups['mail_store'] if other != host.name]
     options['dovecot_trusted_networks'] = _networks_of(others, inventory, 'a server that proxies to %s' % host.name)
     return options
@@ -47,14 +48,15 @@ def _sharded(host, site, inventory, proxy):
     """Every Dovecot host here routes by the mailbox host the database names:
     a cached lookup would outlive a move. Moves and session kicks go through
     the doveadm servers."""
-    me = inventory.reach(host.name, 'the address the other tiers reach %s at' % host.name)
-    options = {'dovecot_auth_cache_size': '0', 'dovecot_doveadm_listen': [me]}
+    # Every address of the host, IPv4 and IPv6: the others reach it at one.
+    me = inventory.known(host.name, 'the address the other tiers reach %s at' % host.name)
+    options = {'dovecot_auth_cache_size': '0', 'dovecot_doveadm_listen': me}
     if proxy:
         # SASL for the SMTP tier's submission.
-        options.update(dovecot_protocols=['imap', 'pop3'], dovecot_auth_listen=[me])
+        options.update(dovecot_protocols=['imap', 'pop3'], dovecot_auth_listen=me)
     else:
         # move_user.yml's mailbox_move runs here and reads the database.
-        options.update(dovecot_lmtp_listen=[me], dovecot_lmtp_proxy=True, dovecot_mailbox_moves=True)
+        options.update(dovecot_lmtp_listen=me, dovecot_lmtp_proxy=True, dovecot_mailbox_moves=True)
         options['dovecot_proxy_networks'] = _networks_of(site.groups['mail_proxy'], inventory,
                                                          'a proxy in front of %s' % host.name)
     return options

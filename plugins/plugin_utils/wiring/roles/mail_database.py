@@ -52,6 +52,11 @@ def _primary_options(site, inventory):
     }
     if site.sharded or site.nfs:
         options.update(_mailbox_servers(site, inventory))
+    if site.groups['mail_webmail']:
+        # Roundcube's database, shared by the webmail hosts.
+        options['mail_database_roundcube_hosts'] = unique(
+            [a for h in site.groups['mail_webmail'] for a in (
+                LOCAL if h == site.primary_db else inventory.known(h, "a webmail host (Roundcube's database)"))])
     if site.replicas:
         replication = []
         for other in site.replicas:
@@ -91,6 +96,9 @@ def mail_database_requires(host, site, inventory, options):
                          'non_empty'))
     else:
         required.insert(0, ('mail_database_admin_password', 'the provisioning account of the primary', 'non_empty'))
+        if site.groups['mail_webmail']:
+            required.append(('mail_database_roundcube_password', "Roundcube's account on its database, for the "
+                             'webmail hosts (%s)' % ', '.join(site.groups['mail_webmail']), 'non_empty'))
         if site.replicas:
             required.append(('mail_database_replication_password', 'the replicas (%s) log in with it'
                              % ', '.join(site.replicas), 'non_empty'))

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import (
     INTERNET, effective, listen, role_wiring, unique)
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import webmail_names
 
 GROUPS = ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx', 'mail_db',
           'mail_db_replica')
@@ -21,7 +22,8 @@ GROUPS = ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'm
 ACME_WEBROOT = '/var/www/acme'
 
 # The names a tier's hosts share (round robin), by the group that shares them.
-SHARED_NAMES = (('smtp', 'mail_smtp'), ('imap', 'mail_proxy'), ('mta-sts', 'mail_webmail'), ('mail', 'mail_mx'))
+SHARED_NAMES = (('smtp', 'mail_smtp'), ('imap', 'mail_proxy'), ('mta-sts', 'mail_webmail'), ('mail', 'mail_mx'),
+                ('webmail', 'mail_webmail'))
 
 
 def _names(host, site, inventory, acme):
@@ -38,6 +40,8 @@ def _names(host, site, inventory, acme):
     if host.fqdn and site.nfs and name in groups['mail_mx']:
         # The round-robin name of the servers, for mail and for clients.
         names.append('mail.%s' % domain)
+    if host.fqdn and name in groups['mail_webmail']:
+        names.extend(webmail_names(domain))
     if name in groups['mail_webmail']:
         # Each domain's MTA-STS policy is served under its own name.
         names.extend('mta-sts.%s' % each for each in host.mta_sts)

@@ -12,7 +12,8 @@ import pytest
 from ansible_collections.mailops.mailstack.plugins.filter.wiring import mail_address_errors, mail_wiring
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.registry import role_default
 
-PASSWORDS = {"mail_database_postfix_password": "pf", "mail_database_dovecot_password": "dc"}
+PASSWORDS = {"mail_database_postfix_password": "pf", "mail_database_dovecot_password": "dc",
+             "mail_database_roundcube_password": "rc"}
 
 
 def facts(v4=None, v6=None, vcpus=2):
@@ -72,7 +73,8 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         # The mail domain, made in the database by site.yml.
         "mail_database_domains": [{"name": "example.test", "kind": "local"}],
         # The webmail host serves the MTA-STS policy under its own name.
-        "tls_names": ["mx1", "mx1.example.test", "mta-sts.example.test"],
+        # The webmail's public name, and the MTA-STS policy's.
+        "tls_names": ["mx1", "mx1.example.test", "webmail.example.test", "mta-sts.example.test"],
         # The lab CA is kept on the first mail server.
         "tls_ca_host": "mx1",
         "postfix_mode": "mailbox",
@@ -92,14 +94,26 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "dovecot_postfix_local": True,
         "dovecot_quota_status": True,
         "dovecot_quota_status_listen": "127.0.0.1",
-        "webmail_imap_host": "mx1",
-        "webmail_smtp_host": "mx1",
+        # Roundcube: the mail server by the name its certificate carries for
+        # clients (connecting to its address), its database by the socket.
+        "webmail_imap_host": "mx1.example.test",
+        "webmail_imap_address": "10.0.0.1",
+        "webmail_smtp_host": "mx1.example.test",
+        "webmail_smtp_address": "10.0.0.1",
+        "webmail_server_aliases": ["mx1.example.test", "webmail.example.test"],
+        "webmail_db_host": "localhost",
+        "webmail_db_port": 3306,
+        "webmail_db_name": "roundcube",
+        "webmail_db_user": "roundcube",
+        "webmail_db_ca_file": "",
+        "mail_database_roundcube_hosts": ["localhost", "127.0.0.1"],
         "webmail_mta_sts_policies": [{
             "server_name": "mta-sts.example.test",
             "policy": "version: STSv1\r\nmode: testing\r\nmx: mx1.example.test\r\nmax_age: 604800\r\n"}],
     }
     assert hosts["mx1"]["copies"] == {"postfix_db_password": "mail_database_postfix_password",
-                                      "dovecot_db_password": "mail_database_dovecot_password"}
+                                      "dovecot_db_password": "mail_database_dovecot_password",
+                                      "webmail_db_password": "mail_database_roundcube_password"}
     assert hosts["filter1"] == {"roles": ["common", "content_filter"], "copies": {}, "required": [
         {"option": "content_filter_clamav_signature_files", "rule": "non_empty",
          "why": "ClamAV needs signatures: files on the controller, or set content_filter_clamav_private_mirror "
@@ -121,6 +135,8 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     # MTA-STS: the policy's name points at the webmail host, its id is the
     # policy's hash; TLS reports go to the postmaster.
     assert {"name": "mta-sts", "type": "A", "value": "10.0.0.1"} in zone["records"]
+    # The webmail's public name, in its certificate and nginx's server_name.
+    assert {"name": "webmail", "type": "A", "value": "10.0.0.1"} in zone["records"]
     policy = hosts["mx1"]["options"]["webmail_mta_sts_policies"][0]["policy"]
     assert {"name": "_mta-sts", "type": "TXT",
             "value": '"v=STSv1; id=%s"' % hashlib.sha256(policy.encode()).hexdigest()[:32]} in zone["records"]
@@ -176,7 +192,7 @@ def test_an_acme_host_names_only_what_the_ca_can_check_and_webmail_connects_by_t
                   dict(SINGLE_WITH_FILTER_HOST["hosts"], mx1={"ansible_facts": facts("10.0.0.1"), "tls_source": "acme"}))
     mx1 = hosts["mx1"]["options"]
     # No short name: the CA looks every name up in the DNS.
-    assert mx1["tls_names"] == ["mx1.example.test", "mta-sts.example.test"]
+    assert mx1["tls_names"] == ["mx1.example.test", "webmail.example.test", "mta-sts.example.test"]
     # The web server answers the HTTP-01 challenges.
     assert mx1["tls_acme_webroot"] == "/var/www/acme"
     # Roundcube verifies the name it connects to.
@@ -310,13 +326,22 @@ def test_sharded():
     # The proxy: IMAP and POP3 only, SASL and doveadm over TCP.
     assert {k: proxy1[k] for k in ("dovecot_mode", "dovecot_protocols", "dovecot_auth_listen",
                                    "dovecot_doveadm_listen", "dovecot_postfix_local", "dovecot_quota_status")} == {
-        "dovecot_mode": "proxy", "dovecot_protocols": ["imap", "pop3"], "dovecot_auth_listen": ["10.0.0.31"],
-        "dovecot_doveadm_listen": ["10.0.0.31"], "dovecot_postfix_local": False, "dovecot_quota_status": False}
+        # On every address of the host (IPv4 and IPv6).
+        "dovecot_mode": "proxy", "dovecot_protocols": ["imap", "pop3"], "dovecot_auth_listen": ["10.0.0.31", "fd00::31"],
+        "dovecot_doveadm_listen": ["10.0.0.31", "fd00::31"], "dovecot_postfix_local": False, "dovecot_quota_status": False}
     assert proxy1["tls_names"] == ["proxy1", "proxy1.example.test", "imap.example.test", "pop3.example.test",
-                                   "mta-sts.example.test"]
+                                   "webmail.example.test", "mta-sts.example.test"]
     # The policy names the SMTP tier's name, the MX.
     assert "\r\nmx: smtp.example.test\r\n" in proxy1["webmail_mta_sts_policies"][0]["policy"]
-    assert (proxy1["webmail_imap_host"], proxy1["webmail_smtp_host"]) == ("proxy1", "smtp1")
+    # Roundcube: the tiers' shared names, which their certificates carry
+    # (connecting to the first host of each); its database on the primary
+    # over verified TLS, its account from the webmail host only.
+    assert (proxy1["webmail_imap_host"], proxy1["webmail_smtp_host"]) == ("imap.example.test", "smtp.example.test")
+    assert (proxy1["webmail_imap_address"], proxy1["webmail_smtp_address"]) == ("10.0.0.31", "10.0.0.21")
+    assert proxy1["webmail_server_aliases"] == ["proxy1.example.test", "webmail.example.test"]
+    assert (proxy1["webmail_db_host"], proxy1["webmail_db_ca_file"]) == ("10.0.0.53", "/etc/ssl/certs/ca-certificates.crt")
+    assert ns1["mail_database_roundcube_hosts"] == ["10.0.0.31", "fd00::31"]
+    assert hosts["proxy1"]["copies"]["webmail_db_password"] == "mail_database_roundcube_password"
     # A shard: LMTP for the SMTP tier, logins only through the proxy.
     assert {k: ms1[k] for k in ("dovecot_mode", "dovecot_lmtp_listen", "dovecot_lmtp_proxy",
                                 "dovecot_proxy_networks", "dovecot_doveadm_listen", "dovecot_postfix_local")} == {
@@ -364,7 +389,8 @@ def test_the_inventory_wins_over_a_secret_too():
     hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
     hosts["mx1"] = dict(hosts["mx1"], postfix_db_password="own")
     assert wired(SINGLE_WITH_FILTER_HOST["groups"], hosts)["mx1"]["copies"] == {
-        "dovecot_db_password": "mail_database_dovecot_password"}
+        "dovecot_db_password": "mail_database_dovecot_password",
+        "webmail_db_password": "mail_database_roundcube_password"}
 
 
 def test_values_a_previous_wiring_set_are_not_the_inventorys():
@@ -496,6 +522,8 @@ def test_nfs_shared():
         "dovecot_quota_status": False, "dovecot_postfix_local": True}
     assert "dovecot_proxy_networks" not in ms1
     assert ms2["dovecot_trusted_networks"] == ["10.0.0.202/32"]
+    # LMTP on every address of the server, IPv6 too.
+    assert ms2["dovecot_lmtp_listen"] == ["10.0.0.203", "fd00::203"]
     # One name for both servers: in their certificates, the MX, round robin.
     assert ms1["tls_names"] == ["ms1", "ms1.example.test", "mail.example.test"]
     by_name = {}
@@ -638,7 +666,7 @@ def test_mta_sts_off_publishes_nothing_and_tls_reports_may_be_turned_off():
     zone = hosts["ns1"]["options"]["dns_zones"][0]
     assert _mta_sts(zone) == [] and not [r for r in zone["records"] if r["name"] == "_smtp._tls"]
     assert "webmail_mta_sts_policies" not in hosts["mx1"]["options"]
-    assert hosts["mx1"]["options"]["tls_names"] == ["mx1", "mx1.example.test"]
+    assert hosts["mx1"]["options"]["tls_names"] == ["mx1", "mx1.example.test", "webmail.example.test"]
 
 
 def test_mta_sts_without_a_web_host_or_with_wrong_values_is_refused():
@@ -698,6 +726,7 @@ POSTFIX_DB, DOVECOT_DB = ("postfix_db_password", "non_empty"), ("dovecot_db_pass
 DOVEADM = ("dovecot_doveadm_password", "non_empty")
 DES_KEY = ("webmail_des_key", "length 24")
 REPLICATION = ("mail_database_replication_password", "non_empty")
+ROUNDCUBE, WEBMAIL_DB = ("mail_database_roundcube_password", "non_empty"), ("webmail_db_password", "non_empty")
 
 
 def required(hosts):
@@ -705,14 +734,15 @@ def required(hosts):
 
 
 @pytest.mark.parametrize("topology, expected", [
-    (SINGLE_WITH_FILTER_HOST, {"ns1": [DOMAIN], "mx1": [DOMAIN] + PRIMARY + [POSTFIX_DB, DOVECOT_DB, DES_KEY],
+    (SINGLE_WITH_FILTER_HOST, {"ns1": [DOMAIN],
+                               "mx1": [DOMAIN] + PRIMARY + [ROUNDCUBE, POSTFIX_DB, DOVECOT_DB, DES_KEY, WEBMAIL_DB],
                                "filter1": [SIGNATURES], "outside1": []}),
     # The primary has a replica: both need the replication password.
     (BACKUP, {"ns1": [DOMAIN], "mx1": [DOMAIN] + PRIMARY + [REPLICATION, POSTFIX_DB, DOVECOT_DB],
               "mx2": DB_ACCOUNTS + [REPLICATION, POSTFIX_DB]}),
     # doveadm listens on every Dovecot host (moves, kicks).
-    (SHARDED, {"ns1": [DOMAIN] + PRIMARY + [SIGNATURES], "smtp1": [DOMAIN, POSTFIX_DB],
-               "smtp2": [DOMAIN, POSTFIX_DB], "proxy1": [DOVECOT_DB, DOVEADM, DES_KEY],
+    (SHARDED, {"ns1": [DOMAIN] + PRIMARY + [ROUNDCUBE, SIGNATURES], "smtp1": [DOMAIN, POSTFIX_DB],
+               "smtp2": [DOMAIN, POSTFIX_DB], "proxy1": [DOVECOT_DB, DOVEADM, DES_KEY, WEBMAIL_DB],
                "ms1": [DOVECOT_DB, DOVEADM], "ms2": [DOVECOT_DB, DOVEADM]}),
     (NFS_SHARED, {"ns1": [DOMAIN] + PRIMARY, "nfs1": [], "ms1": [DOMAIN, POSTFIX_DB, DOVECOT_DB],
                   "ms2": [DOMAIN, POSTFIX_DB, DOVECOT_DB]}),
@@ -760,3 +790,91 @@ def test_rules(rule, good, bad):
     assert rule in RULES
     assert all(rule_holds(rule, value) for value in good)
     assert not any(rule_holds(rule, value) for value in bad)
+
+
+# An inventory may name its hosts by their FQDN (smtp1.example.test): the
+# wiring is then the short-named inventory's with each host's name replaced,
+# the zone the same (names relative to the domain), no name doubled.
+def _fqdn_named(topology, domain="example.test"):
+    names = dict((h, "%s.%s" % (h, domain)) for h in topology["hosts"])
+    groups = dict((g, [names[h] for h in members]) for g, members in topology["groups"].items())
+    hosts = dict((names[h], hv) for h, hv in topology["hosts"].items())
+    return names, groups, hosts
+
+
+def _renamed(value, names):
+    if isinstance(value, dict):
+        return dict((names.get(k, k), _renamed(v, names)) for k, v in value.items())
+    if isinstance(value, list):
+        renamed = []
+        for item in (_renamed(v, names) for v in value):
+            if item not in renamed:
+                renamed.append(item)
+        return renamed
+    return names.get(value, value) if isinstance(value, str) else value
+
+
+@pytest.mark.parametrize("topology", [SINGLE_WITH_FILTER_HOST, BACKUP, SHARDED, NFS_SHARED],
+                         ids=["single", "backup_mx", "sharded", "nfs_shared"])
+def test_hosts_named_by_their_fqdn(topology):
+    short = wired(**topology)
+    names, groups, hosts = _fqdn_named(topology)
+    fqdn = wired(groups, hosts)
+    assert "example.test.example.test" not in repr(fqdn)
+    zones = [dict((h, result[h]["options"].pop("dns_zones", None)) for h in result) for result in (short, fqdn)]
+    # The zone is the same: host records by their label, MX and NS by FQDN.
+    assert zones[1] == dict((names[h], zone) for h, zone in zones[0].items())
+    for result in (short, fqdn):
+        for name, host in result.items():
+            # A certificate of one name: the role's default, the inventory name.
+            if "tls" in host["roles"]:
+                host["options"].setdefault("tls_names", [name])
+            # Why an option is required names hosts in prose.
+            host["required"] = [(r["option"], r["rule"]) for r in host["required"]]
+    assert fqdn == _renamed(short, names)
+
+
+def test_an_fqdn_named_host_mails_under_its_name():
+    names, groups, hosts = _fqdn_named(SHARDED)
+    result = wired(groups, hosts)
+    smtp1, ns1 = result["smtp1.example.test"]["options"], result["ns1.example.test"]["options"]
+    assert smtp1["postfix_myhostname"] == smtp1["dkim_authserv_id"] == "smtp1.example.test"
+    assert smtp1["tls_names"] == ["smtp1.example.test", "smtp.example.test"]
+    zone = ns1["dns_zones"][0]
+    assert {"name": "smtp1", "type": "A", "value": "10.0.0.21"} in zone["records"]
+    assert zone["nameservers"] == ["ns1.example.test."]
+
+
+def test_an_fqdn_deeper_in_the_domain_gets_its_label_in_the_zone():
+    groups = dict(SINGLE_WITH_FILTER_HOST["groups"], mail_mx=["mx1.eu.example.test"],
+                  mail_store=["mx1.eu.example.test"], mail_db=["mx1.eu.example.test"],
+                  mail_webmail=["mx1.eu.example.test"])
+    hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hosts["mx1.eu.example.test"] = hosts.pop("mx1")
+    result = wired(groups, hosts)
+    records = result["ns1"]["options"]["dns_zones"][0]["records"]
+    assert {"name": "mx1.eu", "type": "A", "value": "10.0.0.1"} in records
+    assert {"name": "@", "type": "MX", "value": "5 mx1.eu.example.test."} in records
+    assert result["mx1.eu.example.test"]["options"]["postfix_myhostname"] == "mx1.eu.example.test"
+
+
+@pytest.mark.parametrize("name", ["mx1.example.org", "192.0.2.10", "mx1.example.test.org"])
+def test_a_dotted_name_outside_the_mail_domain_is_refused(name):
+    groups = dict(SINGLE_WITH_FILTER_HOST["groups"], mail_mx=[name], mail_store=[name], mail_db=[name],
+                  mail_webmail=[name])
+    hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
+    hosts[name] = hosts.pop("mx1")
+    g, hv = inventory(groups, hosts, dict(PASSWORDS, mailstack_domain="example.test"))
+    errors = mail_wiring(g, hv)["errors"]
+    short = name.split(".")[0]
+    assert ("%s: the inventory name has dots but is not a name under the mail domain example.test "
+            "(mailstack_domain), so its mail name would be %s.example.test: name the host %s or %s.example.test "
+            "and reach it with ansible_host" % (name, name, short, short)) in errors, errors
+
+
+def test_a_dotted_name_without_a_mail_domain_is_left_alone():
+    g, hv = inventory(dict(mail_mx=["mx1.example.org"], mail_store=["mx1.example.org"], mail_db=["mx1.example.org"]),
+                      {"mx1.example.org": {"ansible_facts": facts("10.0.0.1")}}, dict(PASSWORDS))
+    result = mail_wiring(g, hv)
+    assert result["errors"] == []
+    assert "postfix_myhostname" not in result["hosts"]["mx1.example.org"]["options"]
