@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The README's marked shell blocks, as scripts/readme-path.sh runs them.
 
     readme_blocks.py README NAME

@@ -84,6 +84,8 @@ def test_install_block_installs_the_built_tarball():
     assert ['ansible-galaxy', 'collection', 'install', f'mailops-mailstack-{version}.tar.gz'] in cmds
 
 
-def test_run_block_runs_the_installed_collections_playbook():
+def test_run_block_runs_the_installed_collections_playbook_in_that_venv():
+    venv = commands(readme_blocks.block(README, 'install'))[0][3]
     cmds = commands(readme_blocks.block(README, 'run'))
-    assert cmds == [['ansible-playbook', '-i', 'inventory/hosts.yml', 'mailops.mailstack.site']]
+    assert cmds == [['.', f'{venv}/bin/activate'],
+                    ['ansible-playbook', '-i', 'inventory/hosts.yml', 'mailops.mailstack.site']]
