@@ -14,8 +14,11 @@ LAB_INVENTORY := inventories/lab/hosts.yml
 setup:
 	scripts/setup.sh
 
+# What the demo needs: host packages and the containers' base image (not
+# the NFS scenario's VM image, which `make test-nfs` builds).
 lab: setup
-	scripts/lab.sh all
+	scripts/lab.sh prepare
+	scripts/lab.sh image
 
 demo: lab
 	ansible-playbook -i $(LAB_INVENTORY) playbooks/lab.yml

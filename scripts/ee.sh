@@ -31,29 +31,14 @@ base=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["im
 log() { printf 'ee: %s\n' "$*"; }
 die() { printf 'ee: %s\n' "$*" >&2; exit 1; }
 
-# The collections copied into the image: this collection as built (its
-# build_ignore applies), and those requirements.yml names, from what
-# scripts/setup.sh installed.
+# The collections copied into the image: those the README's install commands
+# give a plain controller (scripts/readme-path.sh install: the collection's
+# tarball, installed into an empty collections path, and the collections its
+# galaxy.yml depends on, where that install finds them), so a job in the EE
+# runs what the README's run command runs.
 stage_collections() {
-  local dest=$work/collections
-  rm -rf "$dest" "$work/tarball"
-  mkdir -p "$dest/ansible_collections" "$work/tarball"
-  ansible-galaxy collection build --force --output-path "$work/tarball" >/dev/null
-  # (ansible-galaxy warns that any path named ansible_collections belongs to pip's ansible)
-  ansible-galaxy collection install --offline --no-deps --force -p "$dest" "$work"/tarball/mailops-mailstack-*.tar.gz \
-    2> >(grep -v "part of the pip Ansible package" >&2) >/dev/null
-  python3 - "$root/requirements.yml" <<'EOF' | while read -r name; do
-import sys, yaml
-for c in yaml.safe_load(open(sys.argv[1]))["collections"]:
-    print(c["name"] if isinstance(c, dict) else c)
-EOF
-    local ns=${name%%.*} coll=${name#*.}
-    [[ -d $root/.cache/collections/ansible_collections/$ns/$coll ]] \
-      || die "collection $name (requirements.yml) is not in .cache/collections: run scripts/setup.sh"
-    mkdir -p "$dest/ansible_collections/$ns"
-    cp -a "$root/.cache/collections/ansible_collections/$ns/$coll" "$dest/ansible_collections/$ns/"
-    cp -a "$root/.cache/collections/ansible_collections/$ns/$coll"-*.info "$dest/ansible_collections/$ns/" 2>/dev/null || true
-  done
+  "$root/scripts/readme-path.sh" install
+  "$root/scripts/readme-path.sh" collections "$work/collections"
 }
 
 # Everything the image is made of: the definition and its files, the base

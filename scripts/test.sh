@@ -68,9 +68,13 @@ declare -A bench_args=(
 )
 benched=" "
 
-# The scenario an AWX job runs against in the execution environment (built in
-# the prepare stage): scripts/ee.sh job, after the scenario's test and before
-# its benchmarks, in the molecule stage only.
+# The scenario on whose converged hosts, after its test and before its
+# benchmarks (molecule stage only), the README's run command runs as the
+# README has it, in a venv with nothing of scripts/setup.sh
+# (scripts/readme-path.sh run), and then an AWX job in the execution
+# environment (scripts/ee.sh job). Both use the collections of the README's
+# install commands: the prepare stage's EE build runs them
+# (scripts/readme-path.sh install), with the tarball the lint stage also builds.
 ee_job_scenario=single
 
 # Molecule with the scenario's state in .cache/molecule/SCENARIO (a path the
@@ -127,6 +131,9 @@ stage_molecule() {
       scenario_molecule "$scenario" test --destroy never
       timings+=("molecule:$scenario $((SECONDS - start))s")
       if [[ $scenario == "$ee_job_scenario" ]]; then
+        start=$SECONDS
+        scripts/readme-path.sh run "$scenario"
+        timings+=("readme-run:$scenario $((SECONDS - start))s")
         start=$SECONDS
         scripts/ee.sh job "$scenario" site.yml
         timings+=("ee-job:$scenario $((SECONDS - start))s")
