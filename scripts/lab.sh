@@ -173,7 +173,10 @@ lab_repository() {
   mkdir -p "$rootfs$lab_repo"
   mv "$rootfs"/var/cache/apt/archives/*.deb "$rootfs$lab_repo/"
   (cd "$rootfs$lab_repo" && apt-ftparchive packages . >Packages) 2>>"$rootfs.log"
-  echo "deb [trusted=yes] file:$lab_repo ./" >"$rootfs/etc/apt/sources.list.d/mailstack-lab.list"
+  # First in sources.list: of two sources with the same version apt fetches
+  # from the first listed (else from the mirror, which hosts that resolve
+  # through the lab's DNS cannot reach).
+  sed -i "1i deb [trusted=yes] file:$lab_repo ./" "$rootfs/etc/apt/sources.list"
   printf 'Package: *\nPin: origin ""\nPin-Priority: 990\n' >"$rootfs/etc/apt/preferences.d/mailstack-lab"
   chroot "$rootfs" apt-get update -qq >>"$rootfs.log" 2>&1
 }
