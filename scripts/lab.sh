@@ -16,7 +16,8 @@
 #                            this kernel), made from the base image; cached in
 #                            /var/lib/mailstack/vm, rebuilt only when the base
 #                            image or this file's VM section changes
-#   scripts/lab.sh all       all three (what `make demo` and `make test` call)
+#   scripts/lab.sh all       all three (what `make test` calls; `make demo` calls
+#                            prepare and image: the demo needs no VM)
 #
 # Idempotent: a second run changes nothing and takes a second or two.
 set -euo pipefail
