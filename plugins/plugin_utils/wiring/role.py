@@ -42,8 +42,7 @@ CONTROLLER = 'controller'
 PEER_WORDS = (INTERNET, CONTROLLER)
 
 # The rules of a required option, by name: wire.yml's "Check the options each
-# role requires" tests each (keep the two alike; rule_holds is the same test
-# in Python, for the unit tests).
+# role requires" tests each with rule_holds (the filter mail_rule_holds).
 RULES = ('non_empty', 'length 24', 'chap', 'pem certificate', 'pem private key')
 
 # A CHAP secret (tgt's incominguser, open-iscsi's node.session.auth).
@@ -53,6 +52,8 @@ CHAP = re.compile(r'^[A-Za-z0-9._~+=@%^,:/-]{12,64}$')
 def rule_holds(rule, value):
     """Whether a value meets a rule (the Python twin of wire.yml's check)."""
     value = '' if value is None else value
+    if not hasattr(value, '__len__'):
+        value = str(value)
     if rule == 'non_empty':
         return len(value) > 0
     if rule == 'length 24':

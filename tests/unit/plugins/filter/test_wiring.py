@@ -779,7 +779,7 @@ def test_a_requirement_says_why_and_never_holds_a_value():
 
 
 @pytest.mark.parametrize("rule, good, bad", [
-    ("non_empty", ["x", ["a.cvd"]], ["", [], None]),
+    ("non_empty", ["x", ["a.cvd"], 5], ["", [], None]),
     ("length 24", ["a" * 24], ["a" * 23, "a" * 25, ""]),
     ("chap", ["abcdefghijkl", "a.b_c~d+e=f@g%h^i,j:k/l-m"], ["short", "a" * 65, "has spaces in it", "quote'quote'"]),
     ("pem certificate", ["-----BEGIN CERTIFICATE-----\nMII\n"], ["", "MII"]),
@@ -790,6 +790,17 @@ def test_rules(rule, good, bad):
     assert rule in RULES
     assert all(rule_holds(rule, value) for value in good)
     assert not any(rule_holds(rule, value) for value in bad)
+
+
+# wire.yml checks each required option with the filter: the same rules, and
+# an unknown rule is an error, not a pass.
+def test_the_rule_filter_is_rule_holds():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.mailops.mailstack.plugins.filter.wiring import FilterModule
+    holds = FilterModule().filters()["mail_rule_holds"]
+    assert holds("a" * 24, "length 24") and not holds("a" * 23, "length 24")
+    with pytest.raises(AnsibleFilterError, match="unknown rule 'length 25'"):
+        holds("a" * 25, "length 25")
 
 
 # An inventory may name its hosts by their FQDN (smtp1.example.test): the
