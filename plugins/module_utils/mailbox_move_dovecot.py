@@ -56,11 +56,12 @@ class Dovecot(object):
     def who(self, address):
         """The user's sessions on address (doveadm who, one value per field); [] when none."""
         try:
-            return self.call(address, ['who', self.email])
+            values = self.call(address, ['who', self.email])
         except DoveadmError as e:
             if e.code == 'NOTFOUND':
                 return []
             raise
+        return values if self.email in [v.lower() for v in values] else []
 
     def kick(self, address, proxy=False):
         """End the user's sessions on address (a proxy: doveadm proxy kick)."""

@@ -20,6 +20,8 @@ __metaclass__ = type
 import json
 import time
 
+from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import DsyncError
+
 
 class MoveError(Exception):
     pass
@@ -142,17 +144,31 @@ class Mover(object):
         """Two-way syncs with peer (incremental, the saved dsync state) until a
         whole pass finds watch (the side writers were stopped on) unchanged
         and without a session; watch's status then."""
-        for _ in range(self.p['max_passes']):
+        for _pass in range(self.p['max_syncs']):
             before = self.dovecot.status(self.address(watch))
-            _seconds, state = self.dovecot.dsync('sync', self.address(peer), self.move.get('sync_state') or '')
-            self.db.save(self.email, sync_state=state)
-            self.move['sync_state'] = state
+            self.dsync('sync', peer)
             after = self.dovecot.status(self.address(watch))
             if before == after and not self.dovecot.who(self.address(watch)):
                 return after
             self.dovecot.kick(self.address(watch))
         raise MoveError('%s: %s kept changing through %d final syncs; the hold stays until it expires, run again '
-                        'to resume' % (self.email, watch, self.p['max_passes']))
+                        'to resume' % (self.email, watch, self.p['max_syncs']))
+
+    def dsync(self, mode, peer):
+        """One dsync pass with peer, incremental from the saved state (a state
+        dsync refuses is answered by a full pass, as before states were kept);
+        the new state saved. Its seconds."""
+        state = self.move.get('sync_state') or ''
+        try:
+            seconds, state = self.dovecot.dsync(mode, self.address(peer), state)
+        except DsyncError as e:
+            if not state:
+                raise
+            self.warnings.append('%s; a full pass instead' % e)
+            seconds, state = self.dovecot.dsync(mode, self.address(peer), '')
+        self.db.save(self.email, sync_state=state)
+        self.move['sync_state'] = state
+        return seconds
 
     # -- the move ------------------------------------------------------------
     def check_target(self):
@@ -213,13 +229,7 @@ class Mover(object):
     def copy(self, result):
         """Live copy (doveadm backup -R: the target made exactly the source),
         twice, incremental; then the hold and the flip in one transaction."""
-        seconds = 0.0
-        for _ in range(2):
-            took, state = self.dovecot.dsync('backup', self.address(self.move['source']),
-                                             self.move.get('sync_state') or '')
-            self.db.save(self.email, sync_state=state)
-            self.move['sync_state'] = state
-            seconds += took
+        seconds = self.dsync('backup', self.move['source']) + self.dsync('backup', self.move['source'])
         result['copy_seconds'] = round(seconds, 3)
         self.set_state('held', host=self.move['target'], hold=self.p['hold_timeout'])
 

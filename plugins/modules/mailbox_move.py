@@ -22,7 +22,7 @@ description:
   - 2. Copy with dsync, C(doveadm backup -R -s STATE) pulling from the source shard's doveadm server, while the
     user keeps working there, twice. C(backup) makes the target exactly the source, so a stale copy on the
     target cannot flow back; the second pass is incremental (C(-s), the state of the first, saved in the
-    record), so little is left for the hold. Safe to repeat after a crash: the source is only read.
+    record), so little is left for the hold. Safe to repeat after a crash, the source is only read.
   - 3. Hold and flip in one transaction - C(mailbox.hold_until) is now + O(hold_timeout) and
     C(mailbox.mailbox_host) becomes O(target). From here the SMTP tier defers the user's mail (4xx, delivered
     after the hold) and the proxies delay every login of the user until C(hold_until) (the passdb field
@@ -30,7 +30,7 @@ description:
     C(AUTH_REQUEST_MAX_DELAY_SECS) in src/auth/auth-request.c, hence O(hold_timeout) at most 290). So no client
     reaches the target before the final sync ends, and no new session or delivery reaches the source.
   - 4. End the user's sessions and prove they ended - C(doveadm proxy kick) on every proxy of O(proxies) (best
-    effort: a proxy that is down has no session, and its failure is reported as a warning), then
+    effort - a proxy that is down has no session, and its failure is reported as a warning), then
     C(doveadm kick) on the source shard, repeated until C(doveadm who) on the source reports no session of the
     user (the kick on the shard ends proxied sessions too; an IDLE session, a COPY or an APPEND under way
     ends with its process). If sessions remain after O(quiet_timeout) the run fails, still held, and a rerun
@@ -39,7 +39,7 @@ description:
     a whole pass finds the source unchanged (the status of each of its mailboxes - messages, UIDNEXT,
     UIDVALIDITY, GUID - the same before and after the pass, and no session). An LMTP delivery the source
     accepted before the flip and wrote during a pass changes UIDNEXT, so the next pass takes it; at most
-    O(max_passes) passes, else the run fails, still held (nothing is lost: the hold ends by itself and a rerun
+    O(max_syncs) passes, else the run fails, still held (nothing is lost - the hold ends by itself and a rerun
     syncs again, two-way).
   - 6. Release in one transaction - state C(done), C(hold_until) cleared, and the source's status of the last
     pass saved in the record for the cleanup. The SMTP tier delivers the held mail at its next attempt (the
@@ -106,7 +106,7 @@ options:
         before the run fails, still held. Part of the hold.
     type: float
     default: 10
-  max_passes:
+  max_syncs:
     description:
       - The most final two-way syncs before the run fails, still held, because the source keeps changing.
     type: int
@@ -279,9 +279,9 @@ def check_params(module):
     if not 0 < p['quiet_timeout'] < p['hold_timeout'] / 2:
         module.fail_json(msg='quiet_timeout: must be over 0 and under half of hold_timeout, got %s'
                          % p['quiet_timeout'])
-    if p['max_passes'] < 2 or p['lock_seconds'] < 60:
-        module.fail_json(msg='max_passes: must be 2 or more (got %d), lock_seconds 60 or more (got %d)'
-                         % (p['max_passes'], p['lock_seconds']))
+    if p['max_syncs'] < 2 or p['lock_seconds'] < 60:
+        module.fail_json(msg='max_syncs: must be 2 or more (got %d), lock_seconds 60 or more (got %d)'
+                         % (p['max_syncs'], p['lock_seconds']))
 
 
 def build(module, conn):
@@ -309,7 +309,7 @@ def main():
         doveadm_password=dict(type='str', required=True, no_log=True),
         hold_timeout=dict(type='int', default=30),
         quiet_timeout=dict(type='float', default=10),
-        max_passes=dict(type='int', default=5),
+        max_syncs=dict(type='int', default=5),
         lock_seconds=dict(type='int', default=900),
         abort=dict(type='bool', default=False),
         cleanup=dict(type='bool', default=False),

@@ -130,7 +130,7 @@ class FakeDovecot(object):
             merged = here + [m for m in there if m not in here]
             merged += [m for m in here if m not in merged]
             here[:] = merged
-            there[:] = [m for m in merged]
+            there[:] = list(merged)
         if self.during_sync:
             self.during_sync.pop(0)(self)
         return 0.5, "%s%d" % (state, len(self.calls))

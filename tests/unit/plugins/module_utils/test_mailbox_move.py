@@ -21,7 +21,7 @@ PROXIES = ["10.0.0.31", "10.0.0.32"]
 
 
 def params(tmp_path, **extra):
-    p = dict(target="ms2", proxies=PROXIES, hold_timeout=30, quiet_timeout=5, max_passes=5, lock_seconds=900,
+    p = dict(target="ms2", proxies=PROXIES, hold_timeout=30, quiet_timeout=5, max_syncs=5, lock_seconds=900,
              abort=False, cleanup=False, mail_root=str(tmp_path))
     p.update(extra)
     return p
@@ -402,3 +402,27 @@ def test_dsync_keeps_state_and_who_and_kick_read_doveadm():
     with pytest.raises(DoveadmError):
         dovecot.kick(MS1, proxy=True)
     assert Client.asked[-1] == (MS1, ["proxy", "kick", EMAIL], "")
+
+
+def test_a_state_dsync_refuses_is_answered_by_a_full_pass(world):
+    from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import DsyncError
+    mover = world.mover()
+    real = world.dovecot.dsync
+
+    def picky(mode, address, state):
+        if mode == "sync" and state:
+            world.dovecot.calls.append(("refused", state))
+            raise DsyncError("carol@example.test: doveadm sync with 10.0.0.1 failed (exit 1): Invalid state")
+        return real(mode, address, state)
+    world.dovecot.dsync = picky
+    result = mover.run()
+    assert world.db.moves[EMAIL]["state"] == "done"
+    assert [c for c in world.dovecot.calls if c[0] == "sync"][0][2] == ""
+    assert any("a full pass instead" in w for w in result["warnings"])
+
+
+def test_who_counts_only_the_users_sessions():
+    from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import Dovecot
+    dovecot = Dovecot(None, EMAIL, "pw", 24245, client=Client)
+    Client.replies = {"who": ["username", "#", "proto", "(pids)", "(ips)"]}
+    assert dovecot.who(MS1) == []
