@@ -16,6 +16,9 @@ from ansible_collections.mailops.mailstack.plugins.module_utils.doveadm import D
 # Per mailbox: what changes when anything is delivered, saved, copied or
 # expunged (not the modseq, which dsync itself may move).
 STATUS_FIELDS = 'messages uidnext uidvalidity guid'
+# The proxies' kick is best effort: a proxy that does not answer within this
+# is reported and passed over.
+PROXY_TIMEOUT = 5
 
 
 class DsyncError(Exception):
@@ -36,8 +39,8 @@ class Dovecot(object):
         self.client = client
         self.clock = clock
 
-    def call(self, address, words, user=''):
-        client = self.client(address, self.password, self.port)
+    def call(self, address, words, user='', timeout=60):
+        client = self.client(address, self.password, self.port, timeout=timeout)
         try:
             return client.run(words, user=user)
         finally:
@@ -64,9 +67,11 @@ class Dovecot(object):
         return values if self.email in [v.lower() for v in values] else []
 
     def kick(self, address, proxy=False):
-        """End the user's sessions on address (a proxy: doveadm proxy kick)."""
+        """End the user's sessions on address (a proxy: doveadm proxy kick,
+        given PROXY_TIMEOUT seconds: a hung proxy must not outlast the hold)."""
         try:
-            self.call(address, (['proxy', 'kick'] if proxy else ['kick']) + [self.email])
+            self.call(address, (['proxy', 'kick'] if proxy else ['kick']) + [self.email],
+                      timeout=PROXY_TIMEOUT if proxy else 60)
         except DoveadmError as e:
             if e.code != 'NOTFOUND':  # NOTFOUND: no session to end
                 raise

@@ -144,9 +144,10 @@ class Mover(object):
         """Two-way syncs with peer (incremental, the saved dsync state) until a
         whole pass finds watch (the side writers were stopped on) unchanged
         and without a session; watch's status then."""
+        self.sync_seconds = 0.0
         for _pass in range(self.p['max_syncs']):
             before = self.dovecot.status(self.address(watch))
-            self.dsync('sync', peer)
+            self.sync_seconds += self.dsync('sync', peer)
             after = self.dovecot.status(self.address(watch))
             if before == after and not self.dovecot.who(self.address(watch)):
                 return after
@@ -242,6 +243,11 @@ class Mover(object):
         status = self.settle(self.move['source'], self.move['source'])
         self.set_state('done', hold=0, source_status=json.dumps(status))
         result['hold_seconds'] = round(self.clock() - held, 3)
+        result['sync_seconds'] = round(self.sync_seconds, 3)
+        if result['hold_seconds'] >= self.p['hold_timeout']:
+            self.warnings.append('%s: the hold expired before the final sync ended (%.1f s, hold_timeout %d): '
+                                 'logins may have reached %s early' % (self.email, result['hold_seconds'],
+                                                                       self.p['hold_timeout'], self.move['target']))
         result['target'] = self.move['target']
 
     # -- abort ---------------------------------------------------------------

@@ -30,7 +30,8 @@ description:
     C(AUTH_REQUEST_MAX_DELAY_SECS) in src/auth/auth-request.c, hence O(hold_timeout) at most 290). So no client
     reaches the target before the final sync ends, and no new session or delivery reaches the source.
   - 4. End the user's sessions and prove they ended - C(doveadm proxy kick) on every proxy of O(proxies) (best
-    effort - a proxy that is down has no session, and its failure is reported as a warning), then
+    effort - a proxy that is down has no session, one that does not answer within 5 seconds is passed over, and
+    either is reported as a warning), then
     C(doveadm kick) on the source shard, repeated until C(doveadm who) on the source reports no session of the
     user (the kick on the shard ends proxied sessions too; an IDLE session, a COPY or an APPEND under way
     ends with its process). If sessions remain after O(quiet_timeout) the run fails, still held, and a rerun
@@ -214,6 +215,10 @@ copy_seconds:
   type: float
 hold_seconds:
   description: How long the user's deliveries and logins were held.
+  returned: when the mailbox moved
+  type: float
+sync_seconds:
+  description: Time of the final two-way syncs, within the hold.
   returned: when the mailbox moved
   type: float
 removed:

@@ -1,8 +1,9 @@
 """Fault injection for mailbox_move, counted by Message-ID: the controller
-and the module's process killed while a move copies, and while it holds;
-the move run again resumes it, and every message the user had, and every
-one sent while nothing ran, is on the target once, with the same
-UIDVALIDITY. The user moves back at the end (cleanup included).
+and the module's process killed while a move copies, and while it holds
+(the proxy paused, so the move waits on its kick: a hung proxy); the move
+run again resumes it, and every message the user had, and every one
+written while nothing ran, is on the target once, with the same
+UIDVALIDITY. Each case ends with the cleanup of the source copy.
 
 Not part of the suite's run (it adds minutes): MAILSTACK_FAULTS=1 with
 molecule verify -s sharded on a converged lab. Runs after test_sharded.py
@@ -106,15 +107,26 @@ def test_a_move_killed_then_run_again_keeps_every_message_once(tmp_path, state):
     src, dst = (ms1, ms2) if source == "ms1" else (ms2, ms1)
     fill(src, "before-" + state, 3000)
     before, validity = ids(src), uidvalidity(src)
-    with open(str(tmp_path / "move.log"), "w") as log:
-        proc = start_move(target, log)
-        owner = wait_state(state)
-        if owner is None or owner == "-":
-            proc.wait()
-            pytest.skip("the move passed %s before it could be killed (%s)" % (state, sql(
-                "SELECT state FROM mailbox_move WHERE email = '%s'" % EMAIL)))
-        kill(proc, owner)
+    paused = False
+    try:
+        with open(str(tmp_path / "move.log"), "w") as log:
+            proc = start_move(target, log)
+            if state == "held":
+                # Once the move copies (the wiring, which needs every host, is over).
+                assert wait_state("copying") not in (None, "-")
+                subprocess.run(["podman", "pause", "proxy1"], check=True)
+                paused = True
+            owner = wait_state(state)
+            if owner is None or owner == "-":
+                proc.wait()
+                pytest.fail("the move passed %s before it could be killed (%s)" % (state, sql(
+                    "SELECT state FROM mailbox_move WHERE email = '%s'" % EMAIL)))
+            kill(proc, owner)
+    finally:
+        if paused:
+            subprocess.run(["podman", "unpause", "proxy1"], check=True)
     killed_in = sql("SELECT state FROM mailbox_move WHERE email = '%s'" % EMAIL)
+    assert killed_in == state
     # Mail sent while nothing runs, to where the database sends it.
     host_now = sql("SELECT mailbox_host FROM mailbox WHERE email = '%s'" % EMAIL)
     fill(ms1 if host_now == "ms1" else ms2, "during-" + state, 5)
@@ -126,7 +138,7 @@ def test_a_move_killed_then_run_again_keeps_every_message_once(tmp_path, state):
     assert after == want, (killed_in, {k: (want[k], after[k]) for k in set(want) | set(after) if want[k] != after[k]})
     assert uidvalidity(dst) == validity
     assert sql("SELECT state FROM mailbox_move WHERE email = '%s'" % EMAIL) == "done"
-    # Back where it was, the copy left on the target's way removed.
+    # The copy left on the source removed (the cleanup proves it unchanged since the final sync).
     testlib.run_playbook("sharded", "move_user.yml", "-e", "mailstack_move_email=%s" % EMAIL,
                          "-e", "mailstack_move_target=%s" % target, "-e", "mailstack_move_cleanup=true")
     assert not src.file(MAILDIR).exists

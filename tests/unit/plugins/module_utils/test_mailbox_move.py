@@ -370,11 +370,11 @@ class Client(object):
     replies = {}
     asked = []
 
-    def __init__(self, address, password, port):
-        self.address = address
+    def __init__(self, address, password, port, timeout=60):
+        self.address, self.timeout = address, timeout
 
     def run(self, words, user=""):
-        Client.asked.append((self.address, words, user))
+        Client.asked.append((self.address, words, user, self.timeout))
         reply = Client.replies.get(words[0])
         if isinstance(reply, Exception):
             raise reply
@@ -401,7 +401,10 @@ def test_dsync_keeps_state_and_who_and_kick_read_doveadm():
     assert dovecot.who(MS1)[0] == EMAIL
     with pytest.raises(DoveadmError):
         dovecot.kick(MS1, proxy=True)
-    assert Client.asked[-1] == (MS1, ["proxy", "kick", EMAIL], "")
+    # A hung proxy is given 5 seconds, not the 60 of the shard's doveadm.
+    assert Client.asked[-1] == (MS1, ["proxy", "kick", EMAIL], "", 5)
+    dovecot.kick(MS1)
+    assert Client.asked[-1][3] == 60
 
 
 def test_a_state_dsync_refuses_is_answered_by_a_full_pass(world):
@@ -426,3 +429,11 @@ def test_who_counts_only_the_users_sessions():
     dovecot = Dovecot(None, EMAIL, "pw", 24245, client=Client)
     Client.replies = {"who": ["username", "#", "proto", "(pids)", "(ips)"]}
     assert dovecot.who(MS1) == []
+
+
+def test_a_hold_that_expired_before_the_release_is_reported(world):
+    mover = world.mover()
+    world.dovecot.during_sync.extend([lambda d: None, lambda d: None, lambda d: world.clock.sleep(31)])
+    result = mover.run()
+    assert result["hold_seconds"] >= 30 and result["sync_seconds"] == 0.5
+    assert any("the hold expired before the final sync ended" in w for w in result["warnings"])
