@@ -120,6 +120,16 @@ MIGRATIONS = [
                 ON UPDATE CASCADE ON DELETE CASCADE
         ) %s""" % _TABLE_OPTS,
     ]),
+    (4, 'mailbox_move: a lock (owner, expiry), the dsync state, the source status at the final sync', [
+        # The lock of one move: its owner (host:pid) and when it expires.
+        'ALTER TABLE mailbox_move ADD COLUMN IF NOT EXISTS owner VARCHAR(255) NULL DEFAULT NULL AFTER state',
+        'ALTER TABLE mailbox_move ADD COLUMN IF NOT EXISTS lock_until DATETIME NULL DEFAULT NULL AFTER owner',
+        # doveadm sync -s: each pass incremental from the last one's state.
+        'ALTER TABLE mailbox_move ADD COLUMN IF NOT EXISTS sync_state MEDIUMTEXT NULL AFTER lock_until',
+        # What the source copy was when the final sync left it: the cleanup
+        # removes it only while it is still that.
+        'ALTER TABLE mailbox_move ADD COLUMN IF NOT EXISTS source_status MEDIUMTEXT NULL AFTER sync_state',
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -13,25 +13,56 @@ short_description: Move one user's mailbox to another mailbox server (shard) wit
 version_added: 0.2.0
 description:
   - Moves the mailbox of O(email) from the shard the mail database names for it (C(mailbox.mailbox_host)) to
-    O(target), while the user stays reachable, in the order Dovecot's proxy documentation describes.
-  - 1. Copy the mailbox with dsync (C(doveadm backup), pulling from the source shard's doveadm server over TCP)
-    while the user keeps working on the source; a second, incremental pass shrinks what is left.
-  - 2. Hold and flip in one transaction - C(mailbox.hold_until) is set (the sharded SMTP tier answers 4xx for
-    the user, the proxies delay the user's logins) and C(mailbox.mailbox_host) becomes O(target).
-  - 3. End the user's sessions - C(doveadm proxy kick) on every proxy of O(proxies) and C(doveadm kick) on the
-    source shard; clients reconnect through the same proxy name and land on O(target).
-  - 4. Final two-way C(doveadm sync) with the source (nothing either side received is dropped), then release
-    the hold. The SMTP tier delivers the held mail at its next attempt (the C(move_user) playbook asks it
-    at once).
+    O(target), while the user stays reachable, in the order Dovecot's proxy documentation describes. Each step
+    below says why it is safe; none of them rests on a fixed wait.
+  - 1. Record the move (C(mailbox_move), state C(copying)) with a lock in the record, an owner
+    (C(host:pid)) and an expiry renewed at every step. A second run for the same user is refused, naming the
+    owner; a run that died frees the user when its lock expires (at once when the owner was a process of this
+    host that no longer exists). A finished record whose source copy is not removed yet is never overwritten.
+  - 2. Copy with dsync, C(doveadm backup -R -s STATE) pulling from the source shard's doveadm server, while the
+    user keeps working there, twice. C(backup) makes the target exactly the source, so a stale copy on the
+    target cannot flow back; the second pass is incremental (C(-s), the state of the first, saved in the
+    record), so little is left for the hold. Safe to repeat after a crash, the source is only read.
+  - 3. Hold and flip in one transaction - C(mailbox.hold_until) is now + O(hold_timeout) and
+    C(mailbox.mailbox_host) becomes O(target). From here the SMTP tier defers the user's mail (4xx, delivered
+    after the hold) and the proxies delay every login of the user until C(hold_until) (the passdb field
+    C(delay_until), the hold's own expiry; Dovecot accepts a delay of up to 5 minutes,
+    C(AUTH_REQUEST_MAX_DELAY_SECS) in src/auth/auth-request.c, hence O(hold_timeout) at most 290). So no client
+    reaches the target before the final sync ends, and no new session or delivery reaches the source.
+  - 4. End the user's sessions and prove they ended - C(doveadm proxy kick) on every proxy of O(proxies) (best
+    effort - a proxy that is down has no session, one that does not answer within 5 seconds is passed over, and
+    either is reported as a warning), then
+    C(doveadm kick) on the source shard, repeated until C(doveadm who) on the source reports no session of the
+    user (the kick on the shard ends proxied sessions too; an IDLE session, a COPY or an APPEND under way
+    ends with its process). If sessions remain after O(quiet_timeout) the run fails, still held, and a rerun
+    resumes here.
+  - 5. Final two-way C(doveadm sync -s STATE) with the source, incremental from the saved state, repeated until
+    a whole pass finds the source unchanged (the status of each of its mailboxes - messages, UIDNEXT,
+    UIDVALIDITY, GUID - the same before and after the pass, and no session). An LMTP delivery the source
+    accepted before the flip and wrote during a pass changes UIDNEXT, so the next pass takes it; at most
+    O(max_syncs) passes, else the run fails, still held (nothing is lost - the hold ends by itself and a rerun
+    syncs again, two-way).
+  - 6. Release in one transaction - state C(done), C(hold_until) cleared, and the source's status of the last
+    pass saved in the record for the cleanup. The SMTP tier delivers the held mail at its next attempt (the
+    C(move_user) playbook asks it at once).
   - dsync keeps UIDs, UIDVALIDITY and flags, so clients do not download the mailbox again.
-  - Each step is recorded in the C(mailbox_move) table first, so a run that was interrupted resumes where it
-    stopped, and O(abort=true) rolls an unfinished move back. The copy on the source shard stays until
-    O(cleanup=true) removes it, run on the source shard.
+  - O(abort=true) rolls an unfinished move back, run on the target - from C(copying) the target's copy is
+    removed; from C(held) the mailbox is flipped back under a new hold, the target's sessions are ended and
+    proven gone, the two-way syncs run until the target is quiet, the hold is released and only then is the
+    target's copy removed.
+  - O(cleanup=true), run on the source shard, removes the copy a finished move left there only when it proves
+    the target holds all of it - the copy's status is what the final sync left (saved in the record), else it
+    refuses naming what changed. It refuses a path that is not one user's mailbox (empty, outside
+    O(mail_root), or holding or inside another user's maildir, such as C(example.org/)), and renames the copy
+    aside before deleting it, so no Dovecot process reads a half-deleted Maildir and a removal cut short is
+    finished by the next run.
   - Runs on the target shard (or, with O(cleanup=true), on the source shard), which needs the doveadm server
     settings of the C(dovecot) role (C(dovecot_doveadm_listen), C(dovecot_doveadm_password)) and an account
     on the mail database that may update C(mailbox) and C(mailbox_move).
   - Why a module of its own - no Ansible module moves a Dovecot mailbox between servers; the community
     C(dsync) examples are shell scripts that neither hold deliveries nor resume.
+  - The state machine is in C(plugins/module_utils/mailbox_move_machine.py), with the database, Dovecot and
+    disk sides beside it (C(mailbox_move_db.py), C(mailbox_move_dovecot.py), C(mailbox_move_fs.py)).
 options:
   email:
     description:
@@ -63,17 +94,30 @@ options:
     required: true
   hold_timeout:
     description:
-      - The longest the hold may last, in seconds; if this run dies the hold ends by itself then (the next run
-        resumes the move and its final sync keeps everything). Mail waits in the SMTP tier meanwhile.
+      - The longest the hold may last, in seconds, from 10 to 290; if this run dies the hold ends by itself then
+        (the next run resumes the move and its final sync keeps everything). Mail waits in the SMTP tier
+        meanwhile.
+      - A login that arrives during the hold waits until the hold's expiry (not its release), so that no client
+        reaches the target before the final sync ends; keep it short.
     type: int
-    default: 120
-  settle_seconds:
+    default: 30
+  quiet_timeout:
     description:
-      - After the flip and the kicks, how long to wait before the final sync, so that a delivery the source
-        shard's LMTP accepted just before the flip (and is still writing) is in the source copy when the sync
-        reads it. Part of the hold.
+      - After the kicks, how long to wait for the source shard to report no session of the user (C(doveadm who))
+        before the run fails, still held. Part of the hold.
     type: float
-    default: 2
+    default: 10
+  max_syncs:
+    description:
+      - The most final two-way syncs before the run fails, still held, because the source keeps changing.
+    type: int
+    default: 5
+  lock_seconds:
+    description:
+      - The expiry of the move's lock, renewed at every step; another run may take over a move whose lock
+        expired.
+    type: int
+    default: 900
   abort:
     description:
       - Roll an unfinished move of O(email) back - the mailbox stays on (or returns to) the source shard. Does
@@ -88,7 +132,7 @@ options:
     default: false
   mail_root:
     description:
-      - With O(cleanup=true), the root of the Maildirs (C(dovecot_mail_root)); the copy is
+      - With O(cleanup=true) or O(abort=true), the root of the Maildirs (C(dovecot_mail_root)); the copy is
         C(<mail_root>/<mailbox.maildir>).
     type: path
     default: /var/vmail
@@ -106,7 +150,7 @@ attributes:
     platforms: posix
 notes:
   - Idempotent - with the mailbox already on O(target) and no move unfinished, nothing changes.
-  - Needs the C(mail_schema) at version 3 or later.
+  - Needs the C(mail_schema) at version 4 or later.
 seealso:
   - module: mailops.mailstack.mail_host
   - module: mailops.mailstack.mail_user
@@ -174,30 +218,36 @@ hold_seconds:
   returned: when the mailbox moved
   type: float
 sync_seconds:
-  description: Time of the final two-way sync, within the hold.
+  description: Time of the final two-way syncs, within the hold.
   returned: when the mailbox moved
   type: float
+removed:
+  description: With O(abort=true), the path of the target's copy that was removed.
+  returned: when a move was rolled back and a copy removed
+  type: str
+path:
+  description: With O(cleanup=true), the path of the source copy removed.
+  returned: when cleaned
+  type: str
 seconds:
   description: Time of the move in the module, from the start of the copy to the release of the hold.
   returned: when the mailbox moved
   type: float
 '''
 
+
 import os
-import shutil
-import time
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mailops.mailstack.plugins.module_utils.doveadm import DoveadmClient, DoveadmError
+from ansible_collections.mailops.mailstack.plugins.module_utils import mailbox_move_fs as fs
+from ansible_collections.mailops.mailstack.plugins.module_utils.doveadm import DoveadmError
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
-    connect, db_error_text, maildb_argument_spec, pymysql, query, require_schema,
+    connect, db_error_text, maildb_argument_spec, pymysql, require_schema,
 )
-
-LOCK = 'mailstack_move:%s'
-
-
-class MoveError(Exception):
-    pass
+from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_db import MoveDB
+from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import Dovecot, DsyncError
+from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_machine import MoveError, Mover
 
 
 def local_addresses(module):
@@ -212,208 +262,46 @@ def local_addresses(module):
     return found
 
 
-class Mover(object):
-    def __init__(self, module, conn):
-        self.module = module
-        self.conn = conn
-        self.p = module.params
-        self.email = self.p['email'].strip().lower()
+def owner_alive(owner):
+    # A process of this host that no longer exists holds no lock; any other owner may be alive.
+    host, _sep, pid = owner.rpartition(':')
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
-    # -- the database ---------------------------------------------------------
-    def query(self, sql, args=()):
-        return query(self.conn, sql, args)
 
-    def load(self):
-        rows = self.query('SELECT mailbox_host, maildir FROM mailbox WHERE email = %s', (self.email,))
-        if not rows:
-            raise MoveError('email: %s has no mailbox in the mail database' % self.email)
-        self.current, self.maildir = rows[0]
-        rows = self.query('SELECT source, target, state FROM mailbox_move WHERE email = %s', (self.email,))
-        self.move = dict(zip(('source', 'target', 'state'), rows[0])) if rows else None
-        self.hosts = dict((r[0], {'address': r[1], 'state': r[2]})
-                          for r in self.query('SELECT name, address, state FROM mailbox_host'))
+def check_params(module):
+    p = module.params
+    if not 10 <= p['hold_timeout'] <= 290:
+        module.fail_json(msg='hold_timeout: must be from 10 to 290 seconds (a login waits until the hold expires '
+                             'and Dovecot delays a login 5 minutes at most), got %d' % p['hold_timeout'])
+    if not 0 < p['quiet_timeout'] < p['hold_timeout'] / 2:
+        module.fail_json(msg='quiet_timeout: must be over 0 and under half of hold_timeout, got %s'
+                         % p['quiet_timeout'])
+    if p['max_syncs'] < 2 or p['lock_seconds'] < 60:
+        module.fail_json(msg='max_syncs: must be 2 or more (got %d), lock_seconds 60 or more (got %d)'
+                         % (p['max_syncs'], p['lock_seconds']))
 
-    def address(self, name):
-        if name not in self.hosts:
-            raise MoveError('%s: no mailbox host of that name in the mail database' % name)
-        return self.hosts[name]['address']
 
-    def set_state(self, state, host=None, hold=None):
-        """One transaction: the move's record and the mailbox row together."""
-        cur = self.conn.cursor()
-        try:
-            if state is None:
-                cur.execute('DELETE FROM mailbox_move WHERE email = %s', (self.email,))
-            elif state == 'copying':
-                cur.execute('REPLACE INTO mailbox_move (email, source, target, state) VALUES (%s, %s, %s, %s)',
-                            (self.email, self.move['source'], self.move['target'], state))
-            else:
-                cur.execute('UPDATE mailbox_move SET state = %s WHERE email = %s', (state, self.email))
-            if host is not None:
-                cur.execute('UPDATE mailbox SET mailbox_host = %s WHERE email = %s', (host, self.email))
-            if hold is True:
-                cur.execute('UPDATE mailbox SET hold_until = NOW() + INTERVAL %s SECOND WHERE email = %s',
-                            (self.p['hold_timeout'], self.email))
-            elif hold is False:
-                cur.execute('UPDATE mailbox SET hold_until = NULL WHERE email = %s', (self.email,))
-            self.conn.commit()
-        except Exception:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
-        if state is not None and self.move:
-            self.move['state'] = state
+def build(module, conn):
+    p = module.params
+    addresses = []
 
-    # -- Dovecot --------------------------------------------------------------
-    def doveadm(self, target, words, user=''):
-        client = DoveadmClient(target, self.p['doveadm_password'], self.p['doveadm_port'])
-        try:
-            return client.run(words, user=user)
-        finally:
-            client.close()
+    def is_local(address):
+        if not addresses:
+            addresses.append(local_addresses(module))
+        return address.strip('[]') in addresses[0]
 
-    def size(self, shard):
-        # One row per mailbox: its name, then the fields asked for.
-        values = self.doveadm(self.address(shard), ['mailbox', 'status', 'messages vsize', '*'], user=self.email)
-        rows = [values[i:i + 3] for i in range(0, len(values) - 2, 3)]
-        return sum(int(r[1]) for r in rows), sum(int(r[2]) for r in rows)
-
-    def dsync(self, mode, shard):
-        """doveadm backup -R (pull an exact copy) or sync (two-way) with shard."""
-        host = self.address(shard)
-        remote = 'tcp:%s:%d' % ('[%s]' % host if ':' in host else host, self.p['doveadm_port'])
-        cmd = ['doveadm', mode] + (['-R'] if mode == 'backup' else []) + ['-u', self.email, remote]
-        start = time.time()
-        rc, out, err = self.module.run_command(cmd)
-        if rc != 0:
-            raise MoveError('%s: doveadm %s with %s failed (exit %d): %s'
-                            % (self.email, mode, shard, rc, (err or out).strip()))
-        return time.time() - start
-
-    def kick_at(self, server, words):
-        try:
-            self.doveadm(server, words + [self.email])
-        except DoveadmError as e:
-            if e.code != 'NOTFOUND':  # NOTFOUND: no session to end
-                raise
-
-    def kick(self, shard):
-        """End the user's sessions on every proxy and on the shard."""
-        for proxy in self.p['proxies']:
-            self.kick_at(proxy, ['proxy', 'kick'])
-        self.kick_at(self.address(shard), ['kick'])
-
-    # -- the steps -------------------------------------------------------------
-    def finish(self, result):
-        """From 'held': end the sessions, final two-way sync, release."""
-        source, target = self.move['source'], self.move['target']
-        held = time.time()
-        self.kick(source)
-        # A delivery that began on the source before the flip must be written
-        # before the sync reads the source (new ones go to the target).
-        time.sleep(self.p['settle_seconds'])
-        result['sync_seconds'] = round(self.dsync('sync', source), 3)
-        self.set_state('done', hold=False)
-        result['hold_seconds'] = round(time.time() - held + result.get('flip_seconds', 0), 3)
-        result['target'] = target
-
-    def run(self):
-        p = self.p
-        self.load()
-        result = dict(email=self.email, target=self.current, outcome='none', changed=False)
-        unfinished = self.move is not None and self.move['state'] != 'done'
-
-        if p['cleanup']:
-            return self.cleanup(result)
-
-        if p['abort']:
-            if not unfinished:
-                return result
-            result.update(changed=True, outcome='aborted', source=self.move['source'])
-            if self.module.check_mode:
-                return result
-            if self.move['state'] == 'held':
-                # Back to the source: hold, flip back, end the sessions on
-                # the target, sync both ways, release.
-                source, target = self.move['source'], self.move['target']
-                self.set_state('held', host=source, hold=True)
-                self.kick(target)
-                time.sleep(self.p['settle_seconds'])
-                self.dsync('sync', target) if self.is_local(source) else self.dsync('sync', source)
-                self.set_state(None, hold=False)
-            else:
-                self.set_state(None)
-            result['target'] = self.move['source']
-            return result
-
-        target = (p['target'] or '').strip()
-        if not target:
-            raise MoveError('target: the mailbox host to move %s to is required' % self.email)
-        if unfinished and self.move['target'] != target:
-            raise MoveError('%s: a move to %s is unfinished; finish it (target: %s) or roll it back (abort: true) '
-                            'first' % (self.email, self.move['target'], self.move['target']))
-        if self.current == target and not unfinished:
-            return result
-        self.address(target)
-        if not unfinished and self.hosts[target]['state'] != 'active':
-            raise MoveError('target: %s is %s; mailboxes move only to active mailbox hosts'
-                            % (target, self.hosts[target]['state']))
-        if not self.is_local(target):
-            raise MoveError('target: run this on %s (%s): the copy is pulled onto the target host'
-                            % (target, self.address(target)))
-        source = self.move['source'] if unfinished else self.current
-        if source is None:
-            raise MoveError('%s: the mailbox has no mailbox host to move from; set it with mail_user' % self.email)
-        result.update(changed=True, source=source, outcome='resumed' if unfinished else 'moved')
-        if not unfinished or self.move['state'] == 'copying':
-            result['messages'], result['bytes'] = self.size(source)
-        if self.module.check_mode:
-            result['target'] = target
-            return result
-
-        start = time.time()
-        if not unfinished:
-            self.move = dict(source=source, target=target, state='copying')
-            self.set_state('copying')
-        if self.move['state'] == 'copying':
-            # Live copy, then an incremental pass so little is left for the hold.
-            result['copy_seconds'] = round(self.dsync('backup', source) + self.dsync('backup', source), 3)
-            flip = time.time()
-            self.set_state('held', host=target, hold=True)
-            result['flip_seconds'] = time.time() - flip
-        self.finish(result)
-        result.pop('flip_seconds', None)
-        result['seconds'] = round(time.time() - start, 3)
-        return result
-
-    def is_local(self, name):
-        if not hasattr(self, '_local'):
-            self._local = local_addresses(self.module)
-        return self.address(name).strip('[]') in self._local
-
-    def cleanup(self, result):
-        if self.move is None or self.move['state'] != 'done':
-            if self.move is not None:
-                raise MoveError('%s: the move to %s is unfinished; finish it before removing the source copy'
-                                % (self.email, self.move['target']))
-            return result
-        source = self.move['source']
-        if source == self.current:
-            raise MoveError('%s: the mailbox is on %s again; its copy there is the live one' % (self.email, source))
-        if not self.is_local(source):
-            # Not this host's copy: run on every shard, only the source acts.
-            result['source'] = source
-            return result
-        path = os.path.join(self.p['mail_root'], self.maildir)
-        if not os.path.realpath(path).startswith(os.path.realpath(self.p['mail_root']) + os.sep):
-            raise MoveError('%s: maildir %r is outside mail_root' % (self.email, self.maildir))
-        result.update(changed=True, outcome='cleaned', source=source, path=path)
-        if not self.module.check_mode:
-            if os.path.exists(path):
-                shutil.rmtree(path)
-            self.set_state(None)
-        return result
+    dovecot = Dovecot(module.run_command, p['email'].strip().lower(), p['doveadm_password'], p['doveadm_port'])
+    return Mover(p['email'], p, MoveDB(conn), dovecot, fs, is_local,
+                 owner='%s:%d' % (socket.gethostname(), os.getpid()), owner_alive=owner_alive,
+                 check_mode=module.check_mode)
 
 
 def main():
@@ -424,39 +312,30 @@ def main():
         proxies=dict(type='list', elements='str', default=[]),
         doveadm_port=dict(type='int', default=24245),
         doveadm_password=dict(type='str', required=True, no_log=True),
-        hold_timeout=dict(type='int', default=120),
-        settle_seconds=dict(type='float', default=2),
+        hold_timeout=dict(type='int', default=30),
+        quiet_timeout=dict(type='float', default=10),
+        max_syncs=dict(type='int', default=5),
+        lock_seconds=dict(type='int', default=900),
         abort=dict(type='bool', default=False),
         cleanup=dict(type='bool', default=False),
         mail_root=dict(type='path', default='/var/vmail'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('abort', 'cleanup')])
-    if module.params['hold_timeout'] < 10:
-        module.fail_json(msg='hold_timeout: must be 10 seconds or more, got %d' % module.params['hold_timeout'])
-    if not 0 <= module.params['settle_seconds'] < module.params['hold_timeout'] / 2:
-        module.fail_json(msg='settle_seconds: must be 0 or more and under half of hold_timeout, got %s'
-                         % module.params['settle_seconds'])
+    check_params(module)
     conn = connect(module)
-    mover = Mover(module, conn)
-    cur = conn.cursor()
-    locked = False
+    mover = build(module, conn)
     try:
-        require_schema(module, conn, 3)
-        cur.execute('SELECT GET_LOCK(%s, 30)', (LOCK % mover.email,))
-        locked = cur.fetchone()[0] == 1
-        if not locked:
-            module.fail_json(msg='%s: another move of this mailbox holds its lock' % mover.email)
+        require_schema(module, conn, 4)
         result = mover.run()
-    except (MoveError, DoveadmError) as e:
-        module.fail_json(msg=str(e), email=mover.email)
+    except (MoveError, DoveadmError, DsyncError, fs.CopyPathError) as e:
+        module.fail_json(msg=str(e), email=mover.email, warnings=mover.warnings)
     except pymysql.err.MySQLError as e:
         module.fail_json(msg='%s: mail database: %s' % (mover.email, db_error_text(e)))
     finally:
-        if locked:
-            cur.execute('SELECT RELEASE_LOCK(%s)', (LOCK % mover.email,))
-        cur.close()
         conn.close()
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
     module.exit_json(**result)
 
 

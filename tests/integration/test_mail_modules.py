@@ -124,9 +124,9 @@ def test_schema_migration_2_rerun_after_partial_apply(empty_db):
     assert empty_db.query('SELECT name, relay_host FROM domain') == (('example.net', '[192.0.2.7]'),)
 
 
-def test_schema_upgrade_2_to_3_keeps_rows(ansible, empty_db):
+def test_schema_upgrade_2_to_4_keeps_rows(ansible, empty_db):
     """A version 2 database gains mailbox.hold_until (NULL for every user: nobody held) and
-    the mailbox_move table, and keeps its rows."""
+    the mailbox_move table with its lock and sync columns (4), and keeps its rows."""
     r = ansible.run('mail_schema', {'version': 2})
     assert r['changed'] and (r['version_before'], r['version_after']) == (0, 2)
     empty_db.execute("INSERT INTO domain (name, kind) VALUES ('example.org', 'local')")
@@ -135,12 +135,17 @@ def test_schema_upgrade_2_to_3_keeps_rows(ansible, empty_db):
                      "VALUES ('a@example.org', 'a', 'example.org', '{PLAIN}x', 1024, 'store1', 'example.org/a/')")
     before = empty_db.query('SELECT email, password, quota, mailbox_host, maildir FROM mailbox')
     r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
-    assert r1['changed'] and (r1['version_before'], r1['version_after']) == (2, 3)
-    assert r1['applied'] == ['3: moving mailboxes between shards: mailbox.hold_until, mailbox_move']
+    assert r1['changed'] and (r1['version_before'], r1['version_after']) == (2, 4)
+    assert r1['applied'] == ['3: moving mailboxes between shards: mailbox.hold_until, mailbox_move',
+                             '4: mailbox_move: a lock (owner, expiry), the dsync state, the source status at the '
+                             'final sync']
     assert not r2['changed']
     assert empty_db.query('SELECT email, password, quota, mailbox_host, maildir FROM mailbox') == before
     assert empty_db.query('SELECT hold_until FROM mailbox') == ((None,),)
     assert empty_db.query('SELECT COUNT(*) FROM mailbox_move') == ((0,),)
+    columns = [c[0] for c in empty_db.query('SHOW COLUMNS FROM mailbox_move')]
+    assert columns[columns.index('state'):] == ['state', 'owner', 'lock_until', 'sync_state', 'source_status',
+                                                'started', 'modified']
 
 
 def test_modules_require_schema(ansible, empty_db):

@@ -299,16 +299,23 @@ while time.time() < end:
 print(json.dumps({"uidvalidity": seen, "reconnects": reconnects}))
 """
 
+# Sends load to carol, each message with its own Message-ID, through both
+# SMTP hosts, until /tmp/sender.stop exists (the test makes it once the move
+# has ended, so the load spans the whole move) and at least 100 were sent;
+# prints how many.
 SENDER = """
-import smtplib, sys, time
+import os, smtplib, sys, time
 hosts = sys.argv[1:]
-for i in range(100):
+i = 0
+while i < 100 or not os.path.exists("/tmp/sender.stop"):
     s = smtplib.SMTP(hosts[i % len(hosts)], 25, timeout=30)
     s.sendmail("someone@outside.test", ["carol@example.test"],
-               "From: someone@outside.test\\r\\nSubject: load %03d\\r\\n\\r\\nmessage %d\\r\\n" % (i, i))
+               "From: someone@outside.test\\r\\nMessage-ID: <load-%03d@outside.test>\\r\\n"
+               "Subject: load %03d\\r\\n\\r\\nmessage %d\\r\\n" % (i, i, i))
     s.quit()
+    i += 1
     time.sleep(0.1)
-print("sent")
+print(i)
 """
 
 
@@ -343,26 +350,32 @@ def test_a_move_under_load_keeps_every_message_once(host, ms1, ms2):
     before = carol_mailbox(host)
     host.check_output("cat > /tmp/watcher.py <<'EOF'\n%s\nEOF" % WATCHER)
     host.check_output("cat > /tmp/sender.py <<'EOF'\n%s\nEOF" % SENDER)
+    host.check_output("rm -f /tmp/sender.stop /tmp/sender.out")
     host.check_output("nohup python3 /tmp/watcher.py 60 > /tmp/watcher.out 2>&1 &")
     host.check_output("nohup python3 /tmp/sender.py %s > /tmp/sender.out 2>&1 &" % " ".join(smtp_addresses(host)))
     # Move once part of the load has arrived on ms1.
-    wait_for(ms1, "carol", start + 3 + 20)
+    assert wait_for(ms1, "carol", start + 3 + 20) >= start + 3 + 20
     out = run_playbook("move_user.yml", "-e", "mailstack_move_email=carol@example.test",
                        "-e", "mailstack_move_target=ms2")
     assert recap(out, "ms2")["changed"] != "0"
+    # The load went on during the whole move: the sender is still sending now.
+    assert not host.run("cat /tmp/sender.out").stdout.strip(), "the load ended before the move did"
+    host.check_output("touch /tmp/sender.stop")
     deadline = time.time() + 120
-    while time.time() < deadline and host.run("cat /tmp/sender.out").stdout.strip() != "sent":
+    while time.time() < deadline and not host.run("cat /tmp/sender.out").stdout.strip():
         time.sleep(1)
-    assert host.run("cat /tmp/sender.out").stdout.strip() == "sent"
+    sent = int(host.check_output("cat /tmp/sender.out"))
+    assert sent >= 100
     for name in ("smtp1", "smtp2"):
         shard(name).check_output("postqueue -f")
-    want = len(before["rows"]) + 100
+    want = len(before["rows"]) + sent
     assert wait_for(ms2, "carol", want, timeout=180) == want
+    # Each message of the load on ms2 once, by Message-ID.
+    ids = message_ids(ms2, "carol")
+    loads = dict((i, n) for i, n in ids.items() if i and i.startswith("<load-"))
+    assert loads == dict(("<load-%03d@outside.test>" % i, 1) for i in range(sent)), loads
     after = carol_mailbox(host)
-    subjects = [s for _flags, s in after["rows"]]
-    loads = sorted(s for s in subjects if "load " in s)
-    assert loads == ["Subject: load %03d" % i for i in range(100)], loads
-    assert len(subjects) == want
+    assert len(after["rows"]) == want
     # Same UIDVALIDITY, same UIDs and flags for the earlier mail.
     assert after["uidvalidity"] == before["uidvalidity"]
     assert after["rows"][:len(before["rows"])] == before["rows"]
@@ -387,11 +400,17 @@ def test_a_second_move_changes_nothing():
     assert recap(out, "ms2")["changed"] == "0"
 
 
-def test_cleanup_removes_the_source_copy(ms1):
+def test_cleanup_removes_the_source_copy_and_keeps_the_live_one(host, ms1, ms2):
     assert ms1.file("/var/vmail/example.test/carol").exists
+    live = message_ids(ms2, "carol")
+    assert sum(live.values()) >= 100
     run_playbook("move_user.yml", "-e", "mailstack_move_email=carol@example.test",
                  "-e", "mailstack_move_target=ms2", "-e", "mailstack_move_cleanup=true")
     assert not ms1.file("/var/vmail/example.test/carol").exists
+    assert not ms1.file("/var/vmail/example.test/carol.mailbox_move-removing").exists
+    # The live copy on ms2 is whole, and carol reads it through the proxy.
+    assert message_ids(ms2, "carol") == live
+    assert len(carol_mailbox(host)["rows"]) == sum(live.values())
 
 
 # The Message-IDs of a user's INBOX on a shard, one per message file (None
@@ -512,20 +531,26 @@ def test_a_bad_list_moves_nobody(ms1, ms2):
     assert not ms2.file("/var/vmail/example.test/alice").exists
 
 
-def test_drain_empties_a_shard(host, ms1):
+def test_drain_empties_a_shard(host, ms1, ms2):
+    users = sorted(e.split("@")[0] for e, h in mailbox_hosts(["alice", "bob", "carol", "dave"]).items() if h == "ms2")
+    before = dict((u, message_ids(ms2, u)) for u in users)
+    assert users and all(sum(ids.values()) > 0 for ids in before.values()), before
     out = run_playbook("drain_shard.yml", "-e", "mailstack_drain_shard=ms2")
     db = shard("ns1")
     rows = db.check_output("mysql -N mail -e \"SELECT mailbox_host, COUNT(*) FROM mailbox GROUP BY mailbox_host\"")
     assert rows.split() == ["ms1", "4"], rows
     assert db.check_output("mysql -N mail -e \"SELECT state FROM mailbox_host WHERE name = 'ms2'\"") == "draining"
-    assert "ms2: 3 user(s) moved to ms1" in out
+    assert "ms2: %d user(s) moved to ms1" % len(users) in out
+    # Every message each user had on ms2 is on ms1 once, by Message-ID.
+    for user in users:
+        assert message_ids(ms1, user) == before[user], user
     # Users of the drained shard still read their mail, now on ms1.
     got = client(host, """
         m = imaplib.IMAP4_SSL("imap.example.test", 993, ssl_context=ctx)
         m.login("bob@example.test", "bob-lab-password")
         print(json.dumps(int(m.select("INBOX")[1][0])))
     """)
-    assert got >= 3 and count(ms1, "bob") == got
+    assert got == sum(before["bob"].values())
 
 
 def test_the_report_lists_users_and_bytes_per_shard(ms1):
