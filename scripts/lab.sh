@@ -165,10 +165,18 @@ EOF
 lab_repository() {
   local rootfs=$1 rc=0
   cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  # All together, then each alone: a host with one role resolves an
+  # alternative dependency (opendmarc's default-mysql-client | virtual-mysql-client)
+  # to its first choice, which the packages together do not need.
+  local pkg
   {
     chroot "$rootfs" apt-get update -qq &&
       { role_packages packages; tr ' ' '\n' <<<"$lab_packages"; } | xargs chroot "$rootfs" env \
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --download-only
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --download-only &&
+      for pkg in $(role_packages packages) $lab_packages; do
+        chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
+          apt-get install -y -q --no-install-recommends --download-only "$pkg" || exit 1
+      done
   } >>"$rootfs.log" 2>&1 || rc=$?
   ((rc == 0)) || { tail -n 30 "$rootfs.log" >&2; return "$rc"; }
   mkdir -p "$rootfs$lab_repo"

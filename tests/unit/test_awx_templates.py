@@ -1,15 +1,14 @@
 """The AWX job templates: generated from the argument specs, and current."""
 
-import importlib.util
 import os
 
 import pytest
 import yaml
 
+from mailstack_testlib import load_script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-spec = importlib.util.spec_from_file_location("awx_templates", os.path.join(ROOT, "scripts", "awx_templates.py"))
-awx = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(awx)
+awx = load_script("awx_templates")
 
 
 def load(path):

@@ -1,14 +1,13 @@
 """scripts/ee_inventory.py: a Molecule inventory as an AWX job in the EE receives it."""
 
-import importlib.util
 import pathlib
 
 import yaml
 
+from mailstack_testlib import load_script
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location('ee_inventory', ROOT / 'scripts' / 'ee_inventory.py')
-ee_inventory = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ee_inventory)
+ee_inventory = load_script('ee_inventory')
 
 MOLECULE_HOST = {
     'ansible_connection': 'ssh',

@@ -11,7 +11,6 @@ example inventory (inventories/examples/<topology>):
 """
 
 import functools
-import importlib.util
 import ipaddress
 import os
 import re
@@ -21,10 +20,10 @@ import pytest
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.registry import role_default
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.wire import wire
 
+from mailstack_testlib import load_script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location("port_tables", os.path.join(ROOT, "scripts", "port_tables.py"))
-port_tables = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(port_tables)
+port_tables = load_script("port_tables")
 
 TOPOLOGIES = ("single", "backup_mx", "nfs_shared", "sharded")
 # The database clients (Postfix's and Dovecot's maps, mailbox_move) use MariaDB's port.

@@ -2,15 +2,14 @@
 the wiring makes from the example inventories (scripts/port_tables.py writes
 them), like test_site_wiring.py checks docs/topologies.md's role table."""
 
-import importlib.util
 import os
 
 import pytest
 
+from mailstack_testlib import load_script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location("port_tables", os.path.join(ROOT, "scripts", "port_tables.py"))
-port_tables = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(port_tables)
+port_tables = load_script("port_tables")
 
 
 def read(path):

@@ -6,7 +6,6 @@ name: the tarball's version (galaxy.yml), the ansible-core pin
 falls back on, and the controller's Python libraries (meta/ee-requirements.txt).
 """
 
-import importlib.util
 import pathlib
 import re
 import shlex
@@ -14,10 +13,10 @@ import shlex
 import pytest
 import yaml
 
+from mailstack_testlib import load_script
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location('readme_blocks', ROOT / 'scripts' / 'readme_blocks.py')
-readme_blocks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(readme_blocks)
+readme_blocks = load_script('readme_blocks')
 
 README = (ROOT / 'README.md').read_text(encoding='utf-8')
 

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 from .runner import (BIN, CONFIG, JSON_CALLBACK, REPO, adhoc, ansible_env, binary, collections_path, json_report,
                      module, playbook, playbook_report, recap, task_results)
+from .scripts import load_script
 
 __all__ = ['BIN', 'CONFIG', 'JSON_CALLBACK', 'REPO', 'adhoc', 'ansible_env', 'binary', 'collections_path',
-           'json_report', 'module', 'playbook', 'playbook_report', 'recap', 'task_results']
+           'json_report', 'load_script', 'module', 'playbook', 'playbook_report', 'recap', 'task_results']
