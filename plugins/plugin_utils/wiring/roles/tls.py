@@ -126,7 +126,9 @@ def dns01_hosts(site, inventory):
         names = _names(host, site, inventory, True)
         if (acme_challenge(host, site, inventory, names) == 'dns-01'
                 and dns01_update_target(host, site, inventory) is not None):
-            found.append((name, names))
+            # The names the inventory gives win over the wiring's.
+            found.append((name, list(inventory.get(name, 'tls_names')) if inventory.is_set(name, 'tls_names')
+                          else names))
     return found
 
 

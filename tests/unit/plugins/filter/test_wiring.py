@@ -283,6 +283,10 @@ def test_the_inventory_wins_over_the_challenge_and_its_dns_server():
     hosts = mail_wiring(g, hv)["hosts"]
     assert hosts["mx1"]["options"]["tls_acme_dns_server"] == "10.0.0.53"
     assert "_acme-challenge.mx1.example.test" in hosts["ns1"]["options"]["dns_acme_zones"]
+    # The names the inventory gives are the ones the challenge zones serve.
+    g, hv = _acme_tier(smtp={"tls_names": ["smtp.example.test", "mx.example.test"]})
+    assert mail_wiring(g, hv)["hosts"]["ns1"]["options"]["dns_acme_zones"] == [
+        "_acme-challenge.smtp.example.test", "_acme-challenge.mx.example.test"]
 
 
 def test_dns01_without_a_dns_host_needs_its_server():
