@@ -103,6 +103,31 @@ def test_certbot_renews_by_dns01_and_keeps_the_tsig_key_to_itself():
         assert soa.stdout.startswith("ns1.example.test."), (name, soa.stdout)
 
 
+def test_the_tsig_key_updates_only_txt_at_the_challenge_names():
+    """From smtp1, with the tier's key (dnspython, which the certbot plugin
+    brings): a TXT at _acme-challenge.smtp.example.test is taken and
+    removed; an A record there, a TXT below it, and any change to the mail
+    domain's zone are refused."""
+    script = """
+import json, dns.query, dns.rcode, dns.tsig, dns.tsigkeyring, dns.update
+keyring = dns.tsigkeyring.from_text({"mailstack-acme.": %r})
+def update(zone, action, name, kind, value):
+    u = dns.update.UpdateMessage(zone, keyring=keyring, keyalgorithm=dns.tsig.HMAC_SHA256)
+    if action == "add":
+        u.add(name, 60, kind, value)
+    else:
+        u.delete(name, kind, value)
+    return dns.rcode.to_text(dns.query.tcp(u, %r, timeout=10).rcode())
+name = "_acme-challenge.smtp.example.test."
+print(json.dumps([update(name, "add", name, "TXT", '"lab-probe"'), update(name, "delete", name, "TXT", '"lab-probe"'),
+                  update(name, "add", name, "A", "192.0.2.1"), update(name, "add", "x." + name, "TXT", '"no"'),
+                  update("example.test.", "add", "probe.example.test.", "A", "192.0.2.1")]))
+""" % (LAB_TSIG, smtp("ns1").check_output("hostname -I").split()[0])
+    out = smtp("smtp1").run("python3 - <<'PYEOF'\n%s\nPYEOF" % script)
+    assert out.rc == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["NOERROR", "NOERROR", "REFUSED", "REFUSED", "REFUSED"]
+
+
 def test_a_renewal_of_the_tier_at_once_is_served_without_a_failed_connection(host):
     """While outside1 keeps making verified handshakes to the shared name and
     to each host on 25/587/465, smtp1 and smtp2 run certbot.service (what
