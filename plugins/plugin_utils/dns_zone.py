@@ -84,3 +84,19 @@ def dns_zone(decision, domain, addresses, dmarc_policy='quarantine', mta_sts=Non
         'nameservers': ['%s.' % host_fqdn(host, host_domain) for host in g['mail_dns']],
         'records': records,
     }
+
+
+def acme_delegations(zone, names, nameserver):
+    """NS records that delegate _acme-challenge.<name>, for each name in the
+    zone, to nameserver (FQDN, dot-terminated): the small dynamic zone there
+    takes the ACME DNS-01 TXT records, so this zone stays a static file."""
+    records = []
+    for name in names:
+        if name == zone:
+            label = '_acme-challenge'
+        elif name.endswith('.' + zone):
+            label = '_acme-challenge.%s' % name[:-len(zone) - 1]
+        else:
+            continue
+        records.append({'name': label, 'type': 'NS', 'value': nameserver})
+    return records

@@ -565,9 +565,15 @@ def test_the_report_lists_users_and_bytes_per_shard(ms1):
     proxy = report["hosts"]["proxy1"]["mailstack"]
     assert proxy["dovecot"]["running"] and "database" not in proxy and "postfix" not in proxy, proxy
     assert report["hosts"]["ns1"]["mailstack"]["database"]["role"] == "primary"
-    assert all(c["days_left"] > 300 for h in ("smtp1", "proxy1", "ms1")
+    assert all(c["days_left"] > 300 for h in ("proxy1", "ms1")
                for c in report["hosts"][h]["mailstack"]["certificates"])
-    assert report["problems"] == [], report["problems"]
+    # The SMTP tier's by ACME: the lab's pebble issues for ten days, which
+    # the report rightly calls close to expiry (certbot.timer renews them).
+    acme = [c for h in ("smtp1", "smtp2") for c in report["hosts"][h]["mailstack"]["certificates"]]
+    assert acme and all(0 < c["days_left"] <= 10 for c in acme), acme
+    problems = [p for p in report["problems"] if not (p.startswith(("smtp1: ", "smtp2: "))
+                                                      and "certificate /etc/ssl/mailstack/host.crt expires in" in p)]
+    assert problems == [], report["problems"]
 
 
 def run_module(target, module, args):

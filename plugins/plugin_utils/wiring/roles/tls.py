@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import (
     INTERNET, effective, listen, role_wiring, unique)
-from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import webmail_names
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site import host_facts, webmail_names
 
 GROUPS = ('mail_mx', 'mail_store', 'mail_webmail', 'mail_smtp', 'mail_proxy', 'mail_backup_mx', 'mail_db',
           'mail_db_replica')
@@ -62,16 +62,74 @@ def _check_acme(host, site, inventory):
                                 'name; give it lab_ca or provided' % host.name)
 
 
-def _check_acme_names(host, site, inventory, names):
-    """HTTP-01 asks the name's address: a name shared by several hosts (round
-    robin) reaches one of them, not always the one asking."""
+def _shared_names(host, site, names):
+    """(name, group) for each of the host's names that several hosts of its
+    tier share (DNS round robin)."""
     shared = [('%s.%s' % (prefix, host.domain), group) for prefix, group in SHARED_NAMES]
     shared.extend(('mta-sts.%s' % domain, 'mail_webmail') for domain in host.mta_sts)
-    for name, group in shared:
-        if name in names and len(site.groups[group]) > 1:
-            inventory.errors.append('%s: tls_source=acme cannot certify %s, which %s share: the ACME server checks '
-                                    'the name at one of their addresses; give that tier provided certificates'
-                                    % (host.name, name, ', '.join(site.groups[group])))
+    return [(name, group) for name, group in shared if name in names and len(site.groups[group]) > 1]
+
+
+def acme_challenge(host, site, inventory, names):
+    """HTTP-01 asks the name's address: a name shared by several hosts (round
+    robin) reaches one of them, not always the one asking; such a host proves
+    its names by DNS-01 (a TXT record each host adds and removes itself).
+    The inventory's tls_acme_challenge wins."""
+    if inventory.is_set(host.name, 'tls_acme_challenge'):
+        return inventory.get(host.name, 'tls_acme_challenge')
+    return 'dns-01' if _shared_names(host, site, names) else 'http-01'
+
+
+def _check_acme_names(host, site, inventory, names, challenge):
+    if challenge != 'http-01':
+        return
+    for name, group in _shared_names(host, site, names):
+        inventory.errors.append('%s: tls_source=acme with tls_acme_challenge=http-01 cannot certify %s, which %s '
+                                'share: the ACME server checks the name at one of their addresses; use '
+                                'tls_acme_challenge: dns-01 (with tls_acme_tsig_secret) or provided certificates'
+                                % (host.name, name, ', '.join(site.groups[group])))
+
+
+def dns01_update_target(host, site, inventory):
+    """The DNS host that takes host's DNS-01 updates: the first mail_dns
+    host, unless the inventory names its own server (tls_acme_dns_server);
+    None then, or when there is no mail_dns host."""
+    if inventory.is_set(host.name, 'tls_acme_dns_server') or not site.groups['mail_dns']:
+        return None
+    return site.groups['mail_dns'][0]
+
+
+def _dns01_options(host, site, inventory):
+    target = dns01_update_target(host, site, inventory)
+    if target is None:
+        if not inventory.is_set(host.name, 'tls_acme_dns_server'):
+            inventory.errors.append('%s: tls_acme_challenge=dns-01 needs tls_acme_dns_server (the address of the DNS '
+                                    'server that takes its RFC 2136 updates): the inventory has no mail_dns host'
+                                    % host.name)
+        return {}
+    # The update target answers the ACME server itself (no secondary to
+    # wait for): certbot need not wait its default 60 s.
+    return {'tls_acme_dns_server': inventory.reach(target, 'the DNS server that takes the ACME challenges of %s'
+                                                   % host.name),
+            'tls_acme_dns_propagation_seconds': 5}
+
+
+def dns01_hosts(site, inventory):
+    """[(host, names)]: the hosts whose ACME challenges the first mail_dns
+    host takes (tls_source=acme, DNS-01, no tls_acme_dns_server of their
+    own), each with the names its certificate carries."""
+    found = []
+    for name in unique(h for group in GROUPS for h in site.groups.get(group, ())):
+        if not site.is_acme(name):
+            continue
+        host = host_facts(name, (), site, name in site.groups['mail_webmail'])
+        names = _names(host, site, inventory, True)
+        if (acme_challenge(host, site, inventory, names) == 'dns-01'
+                and dns01_update_target(host, site, inventory) is not None):
+            # The names the inventory gives win over the wiring's.
+            found.append((name, list(inventory.get(name, 'tls_names')) if inventory.is_set(name, 'tls_names')
+                          else names))
+    return found
 
 
 def tls_options(host, site, inventory):
@@ -80,12 +138,16 @@ def tls_options(host, site, inventory):
     if acme:
         _check_acme(host, site, inventory)
     names = _names(host, site, inventory, acme)
-    if acme:
-        _check_acme_names(host, site, inventory, names)
     if len(names) > 1 or acme:
         options['tls_names'] = names
-    if acme and host.name in site.groups['mail_webmail']:
-        options['tls_acme_webroot'] = inventory.optional(host.name, 'webmail_acme_webroot') or ACME_WEBROOT
+    if acme:
+        challenge = acme_challenge(host, site, inventory, names)
+        _check_acme_names(host, site, inventory, names, challenge)
+        options['tls_acme_challenge'] = challenge
+        if challenge == 'dns-01':
+            options.update(_dns01_options(host, site, inventory))
+        elif host.name in site.groups['mail_webmail']:
+            options['tls_acme_webroot'] = inventory.optional(host.name, 'webmail_acme_webroot') or ACME_WEBROOT
     # The lab CA stays on one managed host, the same in every run.
     options['tls_ca_host'] = next(h for group in GROUPS for h in site.groups.get(group, ()))
     return options
@@ -93,7 +155,11 @@ def tls_options(host, site, inventory):
 
 def tls_requires(host, site, inventory, options):
     # No default: the inventory chooses (its argument spec requires it).
-    if inventory.optional(host.name, 'tls_source') != 'provided':
+    source = inventory.optional(host.name, 'tls_source')
+    if source == 'acme' and effective(host, inventory, options, 'tls_acme_challenge') == 'dns-01':
+        return [('tls_acme_tsig_secret', 'tls_acme_challenge=dns-01 signs its DNS updates (RFC 2136) with this TSIG '
+                 'key', 'non_empty')]
+    if source != 'provided':
         return []
     return [('tls_certificate', 'tls_source=provided installs this certificate (PEM)', 'pem certificate'),
             ('tls_private_key', "tls_source=provided installs this certificate's key (PEM)", 'pem private key')]
@@ -102,7 +168,8 @@ def tls_requires(host, site, inventory, options):
 def tls_listens(host, site, inventory, options):
     # HTTP-01 with certbot's own listener (a web server's host serves the
     # challenge itself: webmail's port 80).
-    if site.is_acme(host.name) and not effective(host, inventory, options, 'tls_acme_webroot'):
+    if (site.is_acme(host.name) and effective(host, inventory, options, 'tls_acme_challenge') == 'http-01'
+            and not effective(host, inventory, options, 'tls_acme_webroot')):
         return [listen(80, 'tcp', "HTTP: the ACME server checks the host's names (certbot, while it issues or "
                        'renews)', [INTERNET])]
     return []

@@ -209,13 +209,107 @@ def test_acme_on_a_database_read_over_the_network_or_without_a_domain_is_refused
     assert "mx1: tls_source=acme needs mailstack_domain: the certificate names mx1.<domain>" in errors, errors
 
 
-def test_acme_on_a_tier_whose_name_several_hosts_share_is_refused():
-    hosts = {h: dict(SHARDED["hosts"][h], tls_source="acme") for h in ("smtp1", "smtp2")}
-    g, hv = inventory(SHARDED["groups"], dict(SHARDED["hosts"], **hosts), dict(PASSWORDS, mailstack_domain="example.test"))
-    errors = mail_wiring(g, hv)["errors"]
-    assert "smtp1: tls_source=acme cannot certify smtp.example.test, which smtp1, smtp2 share: the ACME server " \
-        "checks the name at one of their addresses; give that tier provided certificates" in errors, errors
+def _acme_tier(smtp=None, ns1=None, groups=None, common=None):
+    """The sharded inventory with the SMTP tier on ACME (smtp: its extra vars)."""
+    hosts = dict(SHARDED["hosts"])
+    for h in ("smtp1", "smtp2"):
+        hosts[h] = dict(SHARDED["hosts"][h], tls_source="acme", **(smtp or {}))
+    hosts["ns1"] = dict(SHARDED["hosts"]["ns1"], **(ns1 or {}))
+    return inventory(groups or SHARDED["groups"], hosts, dict(PASSWORDS, mailstack_domain="example.test",
+                                                              **(common or {})))
+
+
+def test_a_tier_whose_name_several_hosts_share_proves_it_by_dns01_on_the_first_dns_host():
+    result = mail_wiring(*_acme_tier())
+    assert result["errors"] == [], result["errors"]
+    hosts = result["hosts"]
+    for h in ("smtp1", "smtp2"):
+        options = hosts[h]["options"]
+        # One certificate per host: the shared name and its own.
+        assert options["tls_names"] == ["%s.example.test" % h, "smtp.example.test"]
+        assert options["tls_acme_challenge"] == "dns-01"
+        assert options["tls_acme_dns_server"] == "10.0.0.53"
+        assert options["tls_acme_dns_propagation_seconds"] == 5
+        assert "tls_acme_webroot" not in options
+        # No HTTP-01 listener on port 80.
+        assert not [p for p in hosts[h]["listens"] if p["port"] == 80], hosts[h]["listens"]
+        assert ("tls_acme_tsig_secret", "non_empty") in required(hosts)[h]
+    ns1 = hosts["ns1"]["options"]
+    assert ns1["dns_acme_zones"] == ["_acme-challenge.smtp1.example.test", "_acme-challenge.smtp.example.test",
+                                     "_acme-challenge.smtp2.example.test"]
+    assert ("dns_acme_tsig_secret", "non_empty") in required(hosts)["ns1"]
+    zone = ns1["dns_zones"][0]
+    assert [r for r in zone["records"] if r["type"] == "NS"] == [
+        {"name": "_acme-challenge.%s" % n, "type": "NS", "value": "ns1.example.test."} for n in ("smtp1", "smtp", "smtp2")]
+    # The proxy (one host, its names its own) keeps HTTP-01 when on ACME.
+    assert "tls_acme_challenge" not in hosts["proxy1"]["options"]
+
+
+def test_every_dns_host_delegates_the_challenges_and_only_the_first_holds_them():
+    groups = dict(SHARDED["groups"], mail_dns=["ns1", "ns2"])
+    g, hv = _acme_tier(groups=groups)
+    hv["ns2"] = {"ansible_facts": facts("10.0.0.54"), **PASSWORDS, "mailstack_domain": "example.test"}
+    g["all"].append("ns2")
+    hosts = mail_wiring(g, hv)["hosts"]
+    assert "dns_acme_zones" not in hosts["ns2"]["options"]
+    assert ("dns_acme_tsig_secret", "non_empty") not in required(hosts)["ns2"]
+    ns2_zone = hosts["ns2"]["options"]["dns_zones"][0]
+    assert {"name": "_acme-challenge.smtp", "type": "NS", "value": "ns1.example.test."} in ns2_zone["records"]
+
+
+def test_http01_on_a_shared_name_is_refused_naming_the_fix():
+    errors = mail_wiring(*_acme_tier(smtp={"tls_acme_challenge": "http-01"}))["errors"]
+    assert "smtp1: tls_source=acme with tls_acme_challenge=http-01 cannot certify smtp.example.test, which smtp1, " \
+        "smtp2 share: the ACME server checks the name at one of their addresses; use tls_acme_challenge: dns-01 " \
+        "(with tls_acme_tsig_secret) or provided certificates" in errors, errors
     assert not any(e.startswith("proxy1") for e in errors), errors
+
+
+def test_the_inventory_wins_over_the_challenge_and_its_dns_server():
+    """A site whose DNS is elsewhere names its server: no challenge zone nor
+    delegation on the project's BIND, certbot's own propagation wait."""
+    result = mail_wiring(*_acme_tier(smtp={"tls_acme_dns_server": "192.0.2.53"}))
+    assert result["errors"] == [], result["errors"]
+    hosts = result["hosts"]
+    assert "tls_acme_dns_server" not in hosts["smtp1"]["options"]
+    assert "tls_acme_dns_propagation_seconds" not in hosts["smtp1"]["options"]
+    assert "dns_acme_zones" not in hosts["ns1"]["options"]
+    assert not [r for r in hosts["ns1"]["options"]["dns_zones"][0]["records"] if r["type"] == "NS"]
+    # A single host chosen for DNS-01 by the inventory.
+    g, hv = inventory(SINGLE_WITH_FILTER_HOST["groups"],
+                      dict(SINGLE_WITH_FILTER_HOST["hosts"], mx1={"ansible_facts": facts("10.0.0.1"),
+                                                                  "tls_source": "acme", "tls_acme_challenge": "dns-01"}),
+                      dict(PASSWORDS, mailstack_domain="example.test"))
+    hosts = mail_wiring(g, hv)["hosts"]
+    assert hosts["mx1"]["options"]["tls_acme_dns_server"] == "10.0.0.53"
+    assert "_acme-challenge.mx1.example.test" in hosts["ns1"]["options"]["dns_acme_zones"]
+    # The names the inventory gives are the ones the challenge zones serve.
+    g, hv = _acme_tier(smtp={"tls_names": ["smtp.example.test", "mx.example.test"]})
+    assert mail_wiring(g, hv)["hosts"]["ns1"]["options"]["dns_acme_zones"] == [
+        "_acme-challenge.smtp.example.test", "_acme-challenge.mx.example.test"]
+
+
+def test_dns01_without_a_dns_host_needs_its_server():
+    groups = dict(SHARDED["groups"], mail_dns=[])
+    errors = mail_wiring(*_acme_tier(groups=groups))["errors"]
+    assert "smtp1: tls_acme_challenge=dns-01 needs tls_acme_dns_server (the address of the DNS server that takes " \
+        "its RFC 2136 updates): the inventory has no mail_dns host" in errors, errors
+
+
+def test_a_tsig_key_that_differs_is_named_but_never_shown():
+    g, hv = _acme_tier(smtp={"tls_acme_tsig_secret": "c2lnbmluZy1zZWNyZXQ="},
+                       ns1={"dns_acme_tsig_secret": "Y2hlY2tpbmctc2VjcmV0"})
+    result = mail_wiring(g, hv)
+    assert "smtp1: tls_acme_tsig_secret is not the dns_acme_tsig_secret of ns1, which takes its ACME DNS-01 updates: " \
+        "both are the TSIG key its updates are signed and checked with" in result["errors"], result["errors"]
+    assert "c2lnbmluZy1" not in repr(result) and "Y2hlY2tpbm" not in repr(result)
+    # The same key (and the same algorithm and name): no error.
+    g, hv = _acme_tier(common={"tls_acme_tsig_secret": "c2VjcmV0", "dns_acme_tsig_secret": "c2VjcmV0"})
+    assert mail_wiring(g, hv)["errors"] == []
+    g, hv = _acme_tier(common={"tls_acme_tsig_secret": "c2VjcmV0", "dns_acme_tsig_secret": "c2VjcmV0",
+                               "dns_acme_tsig_algorithm": "hmac-sha512"})
+    assert "smtp2: tls_acme_tsig_algorithm is not the dns_acme_tsig_algorithm of ns1, which takes its ACME DNS-01 " \
+        "updates: both are the TSIG key its updates are signed and checked with" in mail_wiring(g, hv)["errors"]
 
 
 def test_database_tls_turned_off_by_the_inventory_turns_it_off_for_its_readers():
@@ -589,9 +683,10 @@ def test_no_iscsi_without_a_target_host():
     (dict(ms1={"dovecot_mail_root": "/var/vmail"}),
      "ms1: dovecot_mail_root /var/vmail is outside the NFS store /srv/mailstore (mounted from nfs1): every server of "
      "the store must keep its mail on it"),
-    (dict(ms1={"tls_source": "acme"}),
-     "ms1: tls_source=acme cannot certify mail.example.test, which ms1, ms2 share: the ACME server checks the name "
-     "at one of their addresses; give that tier provided certificates"),
+    (dict(ms1={"tls_source": "acme", "tls_acme_challenge": "http-01"}),
+     "ms1: tls_source=acme with tls_acme_challenge=http-01 cannot certify mail.example.test, which ms1, ms2 share: the "
+     "ACME server checks the name at one of their addresses; use tls_acme_challenge: dns-01 (with "
+     "tls_acme_tsig_secret) or provided certificates"),
 ])
 def test_nfs_shared_refuses(change, error):
     hosts = dict(NFS_SHARED["hosts"])
