@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import textwrap
+import time
 
 from mailstack_testlib import ansible_env, playbook, recap
 
@@ -57,3 +58,29 @@ def report(scenario, *extra):
             return json.load(f), out
     finally:
         os.unlink(path)
+
+
+# A script left running on a host while a test acts (the ACME renewal tests'
+# handshake loops). By its name N: it writes /tmp/N-rounds after each round,
+# stops once /tmp/N-stop exists, and prints one JSON line at the end.
+def start_loop(host, name, script):
+    """Starts the script on the host and waits until its first round ended."""
+    host.run("rm -f /tmp/%s-stop /tmp/%s-rounds /tmp/%s-loop.json" % (name, name, name))
+    host.run("cat > /tmp/%s-loop.py <<'PYEOF'\n%s\nPYEOF" % (name, script))
+    host.run("nohup python3 /tmp/%s-loop.py >/tmp/%s-loop.json 2>/tmp/%s-loop.err </dev/null &" % (name, name, name))
+    deadline = time.time() + 60
+    while time.time() < deadline and not host.file("/tmp/%s-rounds" % name).exists:
+        time.sleep(0.5)
+    assert host.file("/tmp/%s-rounds" % name).exists, host.run("cat /tmp/%s-loop.err" % name).stdout
+
+
+def stop_loop(host, name, stop, timeout):
+    """Writes the stop file (its text: stop) and returns the script's JSON
+    line, waiting for it at most timeout seconds."""
+    host.run("echo %s > /tmp/%s-stop" % (stop, name))
+    deadline = time.time() + timeout
+    while time.time() < deadline and not host.file("/tmp/%s-loop.json" % name).content_string.strip():
+        time.sleep(1)
+    out = host.file("/tmp/%s-loop.json" % name).content_string
+    assert out.strip(), host.file("/tmp/%s-loop.err" % name).content_string
+    return json.loads(out.strip().splitlines()[-1])

@@ -9,7 +9,6 @@ import concurrent.futures
 import json
 import os
 import re
-import time
 
 import testinfra
 
@@ -161,13 +160,7 @@ while True:
         break
 print(json.dumps({{"seen": seen, "last": last, "errors": errors, "rounds": rounds}}))
 """.format(root=pebble_root(), targets=targets)
-    host.run("rm -f /tmp/tier-stop /tmp/tier-rounds /tmp/tier-loop.json")
-    host.run("cat > /tmp/tier-loop.py <<'PYEOF'\n%s\nPYEOF" % script)
-    host.run("nohup python3 /tmp/tier-loop.py >/tmp/tier-loop.json 2>/tmp/tier-loop.err </dev/null &")
-    deadline = time.time() + 60
-    while time.time() < deadline and not host.file("/tmp/tier-rounds").exists:
-        time.sleep(0.5)
-    assert host.file("/tmp/tier-rounds").exists, host.run("cat /tmp/tier-loop.err").stdout
+    testlib.start_loop(host, "tier", script)
     since = dict((h, smtp(h).check_output("date +%s")) for h in TIER)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         runs = dict(zip(TIER, pool.map(lambda h: smtp(h).run("systemctl start certbot.service"), TIER)))
@@ -175,13 +168,7 @@ print(json.dumps({{"seen": seen, "last": last, "errors": errors, "rounds": round
         assert run.rc == 0, (h, smtp(h).run("journalctl -u certbot.service -n 30 --no-pager").stdout)
     new = dict((h, smtp(h).check_output(DIGEST)) for h in TIER)
     assert all(new[h] != old[h] for h in TIER), (old, new)
-    host.run("echo %s > /tmp/tier-stop" % json.dumps(json.dumps(new)))
-    deadline = time.time() + 90
-    while time.time() < deadline and not host.file("/tmp/tier-loop.json").content_string.strip():
-        time.sleep(1)
-    out = host.file("/tmp/tier-loop.json").content_string
-    assert out.strip(), host.file("/tmp/tier-loop.err").content_string
-    got = json.loads(out.strip().splitlines()[-1])
+    got = testlib.stop_loop(host, "tier", json.dumps(json.dumps(new)), 90)
     assert got["errors"] == [], got
     assert got["rounds"] >= 2, got
     # Each host served its old certificate, then its new one (a Postfix

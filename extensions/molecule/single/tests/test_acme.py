@@ -6,7 +6,6 @@ connection."""
 import json
 import os
 import textwrap
-import time
 
 import testinfra
 
@@ -126,24 +125,12 @@ except Exception as e:  # noqa: BLE001
     held.append("submission: %s" % e)
 print(json.dumps({{"seen": seen, "last": last, "errors": errors, "rounds": rounds, "held": held}}))
 """.format(root=pebble_root(), mx=MX, ports=PORTS)
-    host.run("rm -f /tmp/acme-stop /tmp/acme-rounds /tmp/acme-loop.json")
-    host.run("cat > /tmp/acme-loop.py <<'PYEOF'\n%s\nPYEOF" % script)
-    host.run("nohup python3 /tmp/acme-loop.py >/tmp/acme-loop.json 2>/tmp/acme-loop.err </dev/null &")
-    deadline = time.time() + 60
-    while time.time() < deadline and not host.file("/tmp/acme-rounds").exists:
-        time.sleep(0.5)
-    assert host.file("/tmp/acme-rounds").exists, host.run("cat /tmp/acme-loop.err").stdout
+    testlib.start_loop(host, "acme", script)
     renew = mx.run("systemctl start certbot.service")
     assert renew.rc == 0, mx.run("journalctl -u certbot.service -n 30 --no-pager").stdout
     new = mx.check_output(DIGEST)
     assert new != old
-    host.run("echo %s > /tmp/acme-stop" % new)
-    deadline = time.time() + 120
-    while time.time() < deadline and not host.file("/tmp/acme-loop.json").content_string.strip():
-        time.sleep(1)
-    out = host.file("/tmp/acme-loop.json").content_string
-    assert out.strip(), host.file("/tmp/acme-loop.err").content_string
-    got = json.loads(out.strip().splitlines()[-1])
+    got = testlib.stop_loop(host, "acme", new, 120)
     assert got["errors"] == [], got
     assert got["rounds"] >= 2, got
     # Every port served the old certificate first, then the new one, and no
