@@ -51,8 +51,11 @@ stage_sanity() {
   scripts/sanity.sh
 }
 
+# Two workers (pytest-xdist), one per core: the integration tests spend their
+# time in ansible-playbook runs, each worker with its own throw-away MariaDB on
+# a free port (tests/integration/conftest.py), so they do not share state.
 stage_units() {
-  pytest -q -p no:cacheprovider tests/unit tests/integration
+  pytest -q -p no:cacheprovider -n 2 tests/unit tests/integration
 }
 
 # Benchmarks that need a converged scenario: their smoke runs follow that
