@@ -20,6 +20,7 @@ __metaclass__ = type
 import json
 import time
 
+from ansible_collections.mailops.mailstack.plugins.module_utils.doveadm import DoveadmError
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import DsyncError
 
 
@@ -39,6 +40,7 @@ class Mover(object):
         self.clock, self.sleep = clock, sleep
         self.locked = False
         self.warnings = []
+        self.started = clock()
 
     # -- what the database says ----------------------------------------------
     def load(self):
@@ -146,6 +148,10 @@ class Mover(object):
         and without a session; watch's status then."""
         self.sync_seconds = 0.0
         for _pass in range(self.p['max_syncs']):
+            left = self.left()
+            if left is not None and left <= 0:
+                raise MoveError('%s: run_seconds (%d) reached during the final syncs; still held (the hold ends by '
+                                'itself), run again to resume' % (self.email, self.p['run_seconds']))
             before = self.dovecot.status(self.address(watch))
             self.sync_seconds += self.dsync('sync', peer)
             after = self.dovecot.status(self.address(watch))
@@ -170,6 +176,23 @@ class Mover(object):
         self.db.save(self.email, sync_state=state)
         self.move['sync_state'] = state
         return seconds
+
+    # -- the run's bound and the servers ---------------------------------------
+    def left(self):
+        """Seconds left of run_seconds (None: no bound)."""
+        if not self.p.get('run_seconds'):
+            return None
+        return self.p['run_seconds'] - (self.clock() - self.started)
+
+    def check_servers(self, *shards):
+        """The doveadm servers of shards answer (an authenticated doveadm
+        who); else refuse, naming the server, before anything changes."""
+        for shard in shards:
+            try:
+                self.dovecot.who(self.address(shard))
+            except DoveadmError as e:
+                raise MoveError('%s: the doveadm server of %s (%s) does not answer (%s); the move needs it, '
+                                'nothing was changed' % (self.email, shard, self.address(shard), e))
 
     # -- the move ------------------------------------------------------------
     def check_target(self):
@@ -214,6 +237,7 @@ class Mover(object):
                             % (target, self.address(target)))
         source = self.move['source'] if self.unfinished() else self.current
         result.update(changed=True, source=source, outcome='resumed' if self.unfinished() else 'moved')
+        self.check_servers(source, target)
         if not self.unfinished() or self.move['state'] == 'copying':
             result['messages'], result['bytes'] = self.dovecot.size(self.address(source))
         if self.check_mode:
@@ -232,6 +256,14 @@ class Mover(object):
         twice, incremental; then the hold and the flip in one transaction."""
         seconds = self.dsync('backup', self.move['source']) + self.dsync('backup', self.move['source'])
         result['copy_seconds'] = round(seconds, 3)
+        left = self.left()
+        if left is not None and left < self.p['hold_timeout']:
+            raise MoveError('%s: the copy took %.0f s and %.0f s of run_seconds are left, less than a hold '
+                            '(hold_timeout %d): not held, still copying; run again to resume (the copy is '
+                            'incremental)' % (self.email, seconds, max(left, 0), self.p['hold_timeout']))
+        # Both servers answer just before the flip: the hold never starts
+        # towards a source that cannot be emptied or a target that cannot be undone.
+        self.check_servers(self.move['source'], self.move['target'])
         self.set_state('held', host=self.move['target'], hold=self.p['hold_timeout'])
 
     def finish(self, result):

@@ -22,7 +22,7 @@ PROXIES = ["10.0.0.31", "10.0.0.32"]
 
 def params(tmp_path, **extra):
     p = dict(target="ms2", proxies=PROXIES, hold_timeout=30, quiet_timeout=5, max_syncs=5, lock_seconds=900,
-             abort=False, cleanup=False, mail_root=str(tmp_path))
+             abort=False, cleanup=False, mail_root=str(tmp_path), run_seconds=0)
     p.update(extra)
     return p
 
@@ -241,12 +241,70 @@ def test_a_proxy_that_is_down_does_not_strand_the_move(world):
     assert ("proxy kick", PROXIES[1]) in world.dovecot.calls and ("kick", MS1) in world.dovecot.calls
 
 
-def test_a_source_shard_whose_doveadm_is_down_keeps_the_move_held(world):
+def test_a_source_shard_whose_doveadm_goes_down_after_the_flip_keeps_the_move_held(world):
     mover = world.mover()
-    world.dovecot.down.add(MS1)
+    real = world.db.set_state
+
+    def flip_then_down(email, state, **kw):
+        real(email, state, **kw)
+        if state == "held":
+            world.dovecot.down.add(MS1)
+    world.db.set_state = flip_then_down
     with pytest.raises(Exception, match="Connection refused"):
         mover.run()
     assert world.db.moves[EMAIL]["state"] == "held"
+
+
+@pytest.mark.parametrize("down", [MS1, MS2])
+def test_a_doveadm_server_down_before_the_move_refuses_it_before_any_change(world, down):
+    mover = world.mover()
+    world.dovecot.down.add(down)
+    name = "ms1" if down == MS1 else "ms2"
+    with pytest.raises(MoveError, match="the doveadm server of %s \\(%s\\) does not answer.*nothing was changed"
+                       % (name, down)):
+        mover.run()
+    assert world.db.writes == 0 and world.db.moves == {} and world.db.mailboxes[EMAIL][0] == "ms1"
+    assert not [c for c in world.dovecot.calls if c[0] in ("backup", "sync")]
+
+
+@pytest.mark.parametrize("down", [MS1, MS2])
+def test_a_doveadm_server_down_after_the_copy_refuses_the_flip(world, down):
+    mover = world.mover()
+    world.dovecot.during_sync = [lambda d: None, lambda d: d.down.add(down)]
+    with pytest.raises(MoveError, match="does not answer.*nothing was changed"):
+        mover.run()
+    assert world.db.moves[EMAIL]["state"] == "copying" and world.db.mailboxes[EMAIL][0] == "ms1"
+    assert world.db.hold.get(EMAIL) is None
+    world.dovecot.down.clear()
+    world.db.moves[EMAIL]["owner"] = None
+    assert world.run()["outcome"] == "resumed" and world.boxes[MS2] == world.boxes[MS1]
+
+
+def test_a_copy_that_leaves_less_than_a_hold_of_run_seconds_does_not_hold(world):
+    mover = world.mover(run_seconds=100)
+    world.dovecot.during_sync = [lambda d: world.clock.sleep(40), lambda d: world.clock.sleep(40)]
+    with pytest.raises(MoveError, match="less than a hold.*still copying; run again to resume"):
+        mover.run()
+    assert world.db.moves[EMAIL]["state"] == "copying" and world.db.mailboxes[EMAIL][0] == "ms1"
+    assert world.db.hold.get(EMAIL) is None and world.db.moves[EMAIL]["owner"] is None
+    # The rerun (a new budget) finishes it.
+    assert world.run(run_seconds=100)["outcome"] == "resumed" and world.db.moves[EMAIL]["state"] == "done"
+
+
+def test_no_final_sync_starts_once_run_seconds_is_spent(world):
+    mover = world.mover(run_seconds=100)
+    world.dovecot.during_sync = [lambda d: None, lambda d: None, lambda d: world.clock.sleep(120)]
+    real = world.dovecot.status
+    seen = []
+
+    def changing(address):  # the source changes at every pass: another pass is due
+        seen.append(address)
+        return real(address) + [["n", str(len(seen))]]
+    world.dovecot.status = changing
+    with pytest.raises(MoveError, match="run_seconds \\(100\\) reached during the final syncs; still held"):
+        mover.run()
+    assert world.db.moves[EMAIL]["state"] == "held"
+    assert len([c for c in world.dovecot.calls if c[0] == "sync"]) == 1
 
 
 # -- cleanup, on the source ---------------------------------------------------
