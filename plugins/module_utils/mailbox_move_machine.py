@@ -125,11 +125,12 @@ class Mover(object):
                                      'sessions it proxied' % (self.email, proxy, e))
         return failed
 
-    def quiesce(self, shard):
+    def quiesce(self, shard, proxies=True):
         """End the user's sessions on shard (and the proxies) and wait until
         shard reports none (doveadm who)."""
         address = self.address(shard)
-        self.kick_proxies()
+        if proxies:
+            self.kick_proxies()
         deadline = self.clock() + self.p['quiet_timeout']
         while True:
             self.dovecot.kick(address)
@@ -332,21 +333,25 @@ class Mover(object):
             return result
         self.lock()
         if self.fs.exists(path):
-            self.prove_copied(source)
+            self.prove_copied(source, result)
         self.fs.remove_copy(path)
         self.set_state(None)
         return result
 
-    def prove_copied(self, source):
+    def prove_copied(self, source, result):
         """The old copy is what the final sync left (its status then, saved):
-        nothing was written there since, the target holds all of it."""
+        nothing was written there since, the target holds all of it. Else
+        (a late write) its sessions are ended and it is synced into the
+        target, two-way from the saved state, until a pass finds it quiet."""
         saved = self.move.get('source_status')
         if not saved:
             raise MoveError('%s: no status of the copy on %s was saved at the final sync, so nothing proves the '
                             'target holds all of it; nothing removed' % (self.email, source))
         now = self.dovecot.status(self.address(source))
-        if json.loads(saved) != json.loads(json.dumps(now)):
-            raise MoveError('%s: the copy on %s changed since the final sync (then %s, now %s): it may hold mail '
-                            'the target lacks; merge it (doveadm sync -u %s tcp:<target>:<port> on %s), then '
-                            'run the cleanup again; nothing removed' % (
-                                self.email, source, saved, json.dumps(now), self.email, source))
+        if json.loads(saved) == json.loads(json.dumps(now)):
+            return
+        self.warnings.append('%s: the copy on %s changed since the final sync (then %s, now %s); synced into %s '
+                             'before its removal' % (self.email, source, saved, json.dumps(now), self.move['target']))
+        self.quiesce(source, proxies=False)
+        self.settle(self.move['target'], source)
+        result['merged'] = True

@@ -54,8 +54,10 @@ description:
     proven gone, the two-way syncs run until the target is quiet, the hold is released and only then is the
     target's copy removed.
   - O(cleanup=true), run on the source shard, removes the copy a finished move left there only when it proves
-    the target holds all of it - the copy's status is what the final sync left (saved in the record), else it
-    refuses naming what changed. It refuses a path that is not one user's mailbox (empty, outside
+    the target holds all of it - the copy's status is what the final sync left (saved in the record). If it
+    changed (a late write into the old copy), its sessions are ended and it is synced into the target, two-way
+    from the dsync state of the final sync, until a pass finds it unchanged (reported as a warning, and
+    C(merged)); if that fails, nothing is removed. It refuses a path that is not one user's mailbox (empty, outside
     O(mail_root), or holding or inside another user's maildir, such as C(example.org/)), and renames the copy
     aside before deleting it, so no Dovecot process reads a half-deleted Maildir and a removal cut short is
     finished by the next run.
@@ -238,6 +240,11 @@ removed:
   description: With O(abort=true), the path of the target's copy that was removed.
   returned: when a move was rolled back and a copy removed
   type: str
+merged:
+  description: With O(cleanup=true), true when the old copy had changed since the final sync and was synced into
+    the target before its removal.
+  returned: when cleaned after a late write
+  type: bool
 path:
   description: With O(cleanup=true), the path of the source copy removed.
   returned: when cleaned

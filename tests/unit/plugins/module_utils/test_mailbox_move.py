@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from ansible_collections.mailops.mailstack.plugins.module_utils import mailbox_move_fs as fs
+from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import DsyncError
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_machine import MoveError, Mover
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -333,12 +334,33 @@ def test_cleanup_on_another_shard_changes_nothing(world):
     assert not world.run(local=MS2, cleanup=True)["changed"] and copy.exists()
 
 
-def test_cleanup_refuses_a_copy_written_since_the_final_sync(world):
+def test_cleanup_of_a_copy_written_since_the_final_sync_syncs_it_into_the_target_first(world):
     copy = finished(world)
     world.boxes[MS1].append("<written-after@x>")
-    with pytest.raises(MoveError, match="changed since the final sync"):
-        world.run(local=MS1, cleanup=True)
-    assert copy.exists() and EMAIL in world.db.moves
+    mover = world.mover(local=MS1, cleanup=True)
+    world.dovecot.sessions[MS1] = 1
+    result = mover.run()
+    assert result["merged"] and any("changed since the final sync" in w for w in result["warnings"])
+    assert world.boxes[MS2].count("<written-after@x>") == 1
+    # The old copy's session ended (on the shard only: the user's live sessions through the proxies stay).
+    assert ("kick", MS1) in world.dovecot.calls and not [c for c in world.dovecot.calls if c[0] == "proxy kick"]
+    # Incremental from the final sync's state.
+    syncs = [c for c in world.dovecot.calls if c[0] == "sync"]
+    assert syncs and syncs[0][1] == MS2 and syncs[0][2]
+    assert not copy.exists() and EMAIL not in world.db.moves
+
+
+def test_cleanup_of_a_changed_copy_whose_sync_fails_removes_nothing(world):
+    copy = finished(world)
+    world.boxes[MS1].append("<written-after@x>")
+    mover = world.mover(local=MS1, cleanup=True)
+
+    def refused(mode, address, state):
+        raise DsyncError("doveadm sync with %s failed (exit 75)" % address)
+    world.dovecot.dsync = refused
+    with pytest.raises(DsyncError):
+        mover.run()
+    assert copy.exists() and EMAIL in world.db.moves and "<written-after@x>" not in world.boxes[MS2]
 
 
 def test_cleanup_refuses_without_a_saved_status(world):
