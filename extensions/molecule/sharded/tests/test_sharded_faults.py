@@ -17,7 +17,6 @@ molecule verify -s sharded on a converged lab. Runs after test_sharded.py
 (file order), with alice on ms1."""
 
 import collections
-import email.utils
 import json
 import os
 import signal
@@ -240,7 +239,10 @@ def test_the_sources_dovecot_restarted_during_the_copy(tmp_path):
     with open(str(tmp_path / "move.log"), "w") as log:
         proc = start_move(target, log)
         assert wait_state("copying") not in (None, "-")
-        src.check_output("systemctl restart dovecot")
+        # (A restart can hang in these containers' systemd, docs/lab.md: then killed and started.)
+        src.check_output("timeout 100 systemctl restart dovecot || { systemctl kill -s KILL dovecot; "
+                         "systemctl reset-failed dovecot; systemctl start dovecot; }")
+        assert src.service("dovecot").is_running
         proc.wait(timeout=900)
     first = " ".join(open(str(tmp_path / "move.log")).read().split())
     if proc.returncode != 0:
@@ -386,8 +388,8 @@ def test_fifty_messages_delivered_across_the_flip(tmp_path):
     before = snapshot(src)
     ns1.check_output("cat > /tmp/flipwatch.sh <<'EOF'\n%s\nEOF" % FLIP_WATCH)
     ns1.check_output("rm -f /tmp/flip; nohup sh /tmp/flipwatch.sh %s > /dev/null 2>&1 &" % EMAIL)
-    smtp = [outside.check_output("getent hosts %s | cut -d' ' -f1" % h) for h in ("smtp1.example.test",
-                                                                                "smtp2.example.test")]
+    # Both SMTP hosts (the tier's name, round robin).
+    smtp = sorted(outside.check_output("dig +short A smtp.example.test").split())
     outside.check_output("cat > /tmp/span.py <<'EOF'\n%s\nEOF" % SPAN_SENDER)
     outside.check_output("rm -f /tmp/span.out /tmp/span.go")
     with open(str(tmp_path / "move.log"), "w") as log:
