@@ -304,9 +304,23 @@ def test_cleanup_after_a_write_into_the_old_copy_keeps_the_write():
 SUSPENDED = "bob@example.test"
 
 
+def clean_finished(users):
+    """Remove the copies (and records) that finished moves of users left
+    (test_sharded.py's drain leaves them, as drains do), so that moving them
+    again is not refused; each user stays where it is."""
+    by_shard = collections.defaultdict(list)
+    for user in users:
+        by_shard[where(user)].append(user)
+    for current, them in by_shard.items():
+        testlib.run_playbook("sharded", "move_user.yml", "-e", json.dumps({"mailstack_move_emails": them}),
+                             "-e", "mailstack_move_target=%s" % current, "-e", "mailstack_move_cleanup=true")
+    assert sql("SELECT COUNT(*) FROM mailbox_move WHERE email IN (%s)" % ", ".join("'%s'" % u for u in users)) == "0"
+
+
 def test_a_suspended_user_moves_in_a_drain():
     drained, other = ends(SUSPENDED)
     users = sql("SELECT email FROM mailbox WHERE mailbox_host = '%s' ORDER BY email" % drained).split()
+    clean_finished(users)
     before = dict((u, snapshot(shard(drained), u)) for u in users)
     sql("UPDATE mailbox SET active = 0 WHERE email = '%s'" % SUSPENDED)
     try:
@@ -340,14 +354,14 @@ def test_a_suspended_user_moves_in_a_drain():
 # when it sees the flip), so that deliveries come before and after it.
 SPAN_SENDER = """
 import os, smtplib, sys, time
-n, pace, hosts = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
+tag, n, pace, hosts = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
 for i in range(n):
     while i >= n // 2 and not os.path.exists("/tmp/span.go"):
         time.sleep(0.05)
     s = smtplib.SMTP(hosts[i % len(hosts)], 25, timeout=30)
     s.sendmail("someone@outside.test", ["alice@example.test"],
-               "From: someone@outside.test\\r\\nMessage-ID: <span-%02d@outside.test>\\r\\nSubject: span %d\\r\\n\\r\\nhi\\r\\n"
-               % (i, i))
+               "From: someone@outside.test\\r\\nMessage-ID: <span-%s-%02d@outside.test>\\r\\nSubject: span %d\\r\\n\\r\\nhi\\r\\n"
+               % (tag, i, i))
     s.quit()
     time.sleep(pace)
 print(n)
@@ -362,7 +376,7 @@ for path in glob.glob(sys.argv[1] + "/new/*") + glob.glob(sys.argv[1] + "/cur/*"
     with open(path, "rb") as f:
         m = email.message_from_binary_file(f)
     mid = m.get("Message-ID", "")
-    if mid.startswith("<span-"):
+    if mid.startswith("<span-%s-" % sys.argv[2]):
         received = m.get_all("Received")[0]
         times[mid] = [email.utils.parsedate_to_datetime(received.rsplit(";", 1)[1].strip()).timestamp(),
                       " ".join(received.split())[:200]]
@@ -381,6 +395,8 @@ done
 
 
 def test_fifty_messages_delivered_across_the_flip(tmp_path):
+    clean_finished([EMAIL])
+    tag = "%d" % time.time()  # the Message-IDs of this run's 50
     source, target = ends()
     src, dst, outside, ns1 = shard(source), shard(target), shard("outside1"), shard("ns1")
     # A copy long enough that the first messages are delivered on the source before the flip.
@@ -395,7 +411,7 @@ def test_fifty_messages_delivered_across_the_flip(tmp_path):
     with open(str(tmp_path / "move.log"), "w") as log:
         proc = start_move(target, log)
         assert wait_state("copying") not in (None, "-")
-        outside.check_output("nohup python3 /tmp/span.py 50 0.2 %s > /tmp/span.out 2>&1 &" % " ".join(smtp))
+        outside.check_output("nohup python3 /tmp/span.py %s 50 0.2 %s > /tmp/span.out 2>&1 &" % (tag, " ".join(smtp)))
         deadline = time.time() + 600
         while time.time() < deadline and not ns1.file("/tmp/flip").exists and proc.poll() is None:
             time.sleep(0.2)
@@ -406,7 +422,7 @@ def test_fifty_messages_delivered_across_the_flip(tmp_path):
     while time.time() < deadline and outside.run("cat /tmp/span.out").stdout.strip() != "50":
         time.sleep(1)
     assert outside.check_output("cat /tmp/span.out") == "50"
-    span = ["<span-%02d@outside.test>" % i for i in range(50)]
+    span = ["<span-%s-%02d@outside.test>" % (tag, i) for i in range(50)]
     deadline = time.time() + 180
     while time.time() < deadline and any(snapshot(dst)["ids"][i] < 1 for i in span):
         for name in ("smtp1", "smtp2"):
@@ -414,7 +430,7 @@ def test_fifty_messages_delivered_across_the_flip(tmp_path):
         time.sleep(2)
     assert_kept(before, snapshot(dst), added=span)
     flip = float(ns1.check_output("cat /tmp/flip"))
-    times = json.loads(dst.check_output("python3 - %s <<'EOF'\n%s\nEOF" % (maildir(EMAIL), RECEIVED)))
+    times = json.loads(dst.check_output("python3 - %s %s <<'EOF'\n%s\nEOF" % (maildir(EMAIL), tag, RECEIVED)))
     assert sorted(times) == span
     first, last = min(times.values()), max(times.values())
     print("flip %.3f; first delivered %.0f (%s); last %.0f (%s)" % (flip, first[0], first[1], last[0], last[1]))
