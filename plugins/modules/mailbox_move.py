@@ -23,6 +23,9 @@ description:
     user keeps working there, twice. C(backup) makes the target exactly the source, so a stale copy on the
     target cannot flow back; the second pass is incremental (C(-s), the state of the first, saved in the
     record), so little is left for the hold. Safe to repeat after a crash, the source is only read.
+  - Before the move is recorded, and again just before the flip, the doveadm servers of the source and the target
+    must answer (an authenticated C(doveadm who)); else the run refuses, naming the server, and nothing changes
+    (the copy only read the source). The proxies are not required (see step 4).
   - 3. Hold and flip in one transaction - C(mailbox.hold_until) is now + O(hold_timeout) and
     C(mailbox.mailbox_host) becomes O(target). From here the SMTP tier defers the user's mail (4xx, delivered
     after the hold) and the proxies delay every login of the user until C(hold_until) (the passdb field
@@ -51,8 +54,10 @@ description:
     proven gone, the two-way syncs run until the target is quiet, the hold is released and only then is the
     target's copy removed.
   - O(cleanup=true), run on the source shard, removes the copy a finished move left there only when it proves
-    the target holds all of it - the copy's status is what the final sync left (saved in the record), else it
-    refuses naming what changed. It refuses a path that is not one user's mailbox (empty, outside
+    the target holds all of it - the copy's status is what the final sync left (saved in the record). If it
+    changed (a late write into the old copy), its sessions are ended and it is synced into the target, two-way
+    from the dsync state of the final sync, until a pass finds it unchanged (reported as a warning, and
+    C(merged)); if that fails, nothing is removed. It refuses a path that is not one user's mailbox (empty, outside
     O(mail_root), or holding or inside another user's maildir, such as C(example.org/)), and renames the copy
     aside before deleting it, so no Dovecot process reads a half-deleted Maildir and a removal cut short is
     finished by the next run.
@@ -118,6 +123,16 @@ options:
         expired.
     type: int
     default: 900
+  run_seconds:
+    description:
+      - The longest this run may last, in seconds (0 - no bound); for a caller that runs the module under a time
+        limit (the C(drain_shard) playbook's C(async)), so that the limit never kills a move that holds.
+      - The hold starts only when at least O(hold_timeout) of it is left after the copy (else the run fails,
+        still C(copying), and a rerun resumes it incrementally), and no final sync starts once it is spent (the
+        run fails, still held, and a rerun resumes). So the run ends at most one incremental sync pass after
+        O(run_seconds); the caller's limit must leave room for that pass.
+    type: int
+    default: 0
   abort:
     description:
       - Roll an unfinished move of O(email) back - the mailbox stays on (or returns to) the source shard. Does
@@ -225,6 +240,11 @@ removed:
   description: With O(abort=true), the path of the target's copy that was removed.
   returned: when a move was rolled back and a copy removed
   type: str
+merged:
+  description: With O(cleanup=true), true when the old copy had changed since the final sync and was synced into
+    the target before its removal.
+  returned: when cleaned after a late write
+  type: bool
 path:
   description: With O(cleanup=true), the path of the source copy removed.
   returned: when cleaned
@@ -284,6 +304,9 @@ def check_params(module):
     if not 0 < p['quiet_timeout'] < p['hold_timeout'] / 2:
         module.fail_json(msg='quiet_timeout: must be over 0 and under half of hold_timeout, got %s'
                          % p['quiet_timeout'])
+    if p['run_seconds'] and p['run_seconds'] < 2 * p['hold_timeout']:
+        module.fail_json(msg='run_seconds: must be 0 (no bound) or at least twice hold_timeout (%d), got %d'
+                         % (p['hold_timeout'], p['run_seconds']))
     if p['max_syncs'] < 2 or p['lock_seconds'] < 60:
         module.fail_json(msg='max_syncs: must be 2 or more (got %d), lock_seconds 60 or more (got %d)'
                          % (p['max_syncs'], p['lock_seconds']))
@@ -316,6 +339,7 @@ def main():
         quiet_timeout=dict(type='float', default=10),
         max_syncs=dict(type='int', default=5),
         lock_seconds=dict(type='int', default=900),
+        run_seconds=dict(type='int', default=0),
         abort=dict(type='bool', default=False),
         cleanup=dict(type='bool', default=False),
         mail_root=dict(type='path', default='/var/vmail'),

@@ -111,6 +111,8 @@ class FakeDovecot(object):
         return [["INBOX", str(len(box)), ",".join(box)]]
 
     def who(self, address):
+        if address in self.down:
+            raise DoveadmError("cannot connect to the doveadm server at %s: Connection refused" % address)
         return ["carol@example.test", "1", "imap"] if self.sessions.get(address, 0) > 0 else []
 
     def kick(self, address, proxy=False):
