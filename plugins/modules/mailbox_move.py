@@ -45,6 +45,13 @@ description:
     accepted before the flip and wrote during a pass changes UIDNEXT, so the next pass takes it; at most
     O(max_syncs) passes, else the run fails, still held (nothing is lost - the hold ends by itself and a rerun
     syncs again, two-way).
+  - 5b. The proof - every message of the source (by mailbox and GUID, C(doveadm fetch 'mailbox guid' all) on
+    both shards) is on the target. A saved dsync state can miss a message: one saved on the source just
+    before the flip while a delivery that had been routed before the hold took the same UID on the target
+    (the lab's loop of moves under load lost one message so in 3 moves of 21). When one is missing, one full
+    two-way pass (no state, so dsync compares every message and renumbers a UID taken twice) and the proof
+    again; still missing, the run fails, still held, nothing released or removed. This costs a listing of
+    the mailbox on each shard inside the hold.
   - 6. Release in one transaction - state C(done), C(hold_until) cleared, and the source's status of the last
     pass saved in the record for the cleanup. The SMTP tier delivers the held mail at its next attempt (the
     C(move_user) playbook asks it at once).

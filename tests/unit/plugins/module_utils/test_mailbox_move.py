@@ -221,6 +221,36 @@ def test_a_delivery_written_during_the_final_sync_is_taken_by_another_pass(world
     assert [c[0] for c in world.dovecot.calls if c[0] in ("backup", "sync")] == ["backup", "backup", "sync", "sync"]
 
 
+def late_on_source_missed_by_the_saved_state(world):
+    """A message saved on the source during the last copy pass, which the
+    final sync's saved state misses (the lab's race, 3 moves in 21)."""
+    world.dovecot.during_sync.append(lambda d: None)
+    world.dovecot.during_sync.append(lambda d: d.boxes[MS1].append("<late@x>"))
+    world.dovecot.lose.add("<late@x>")
+
+
+def test_a_message_the_final_sync_missed_is_found_by_guid_and_copied_by_a_full_pass(world):
+    mover = world.mover()
+    late_on_source_missed_by_the_saved_state(world)
+    result = mover.run()
+    assert result["outcome"] == "moved" and world.boxes[MS2].count("<late@x>") == 1
+    assert any("1 message(s) of ms1 were not on ms2 (INBOX <late@x>); one full two-way pass" in w
+               for w in result["warnings"])
+    assert ("sync", MS1, "") in world.dovecot.calls  # the full pass: no state
+    assert json.loads(world.db.moves[EMAIL]["source_status"]) == world.dovecot.status(MS1)
+
+
+def test_a_message_still_missing_after_a_full_pass_keeps_the_move_held(world):
+    mover = world.mover()
+    late_on_source_missed_by_the_saved_state(world)
+    world.dovecot.lose_always = True
+    with pytest.raises(MoveError, match=r"1 message\(s\) of ms1 are not on ms2 even after a full two-way sync "
+                                        r"\(INBOX <late@x>\); still held"):
+        mover.run()
+    assert world.db.moves[EMAIL]["state"] == "held" and world.db.hold[EMAIL] is not None
+    assert "<late@x>" in world.boxes[MS1]
+
+
 def test_a_source_that_keeps_changing_fails_the_run_still_held(world):
     mover = world.mover()
 
