@@ -9,6 +9,7 @@ lab's inventory, and a module ad hoc. Ansible runs through mailstack_testlib
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import argparse
 import json
 import os
 import subprocess
@@ -120,3 +121,19 @@ def cpu_seconds(host):
                         return int(line.split()[1]) / 1e6
     with open('/sys/fs/cgroup/cpuacct%s/cpuacct.usage' % path) as f:
         return int(f.read()) / 1e9
+
+
+def lab_args(doc, inventory, full, smoke, smoke_help):
+    """A lab benchmark's command line: --smoke, --inventory and one integer
+    option per size (FULL's keys); (args, sizes), sizes from FULL or SMOKE
+    with the given options over them."""
+    parser = argparse.ArgumentParser(description=doc.split('\n', maxsplit=1)[0])
+    parser.add_argument('--smoke', action='store_true', help=smoke_help)
+    parser.add_argument('--inventory', default=inventory, help='the converged scenario\'s inventory')
+    for key in full:
+        parser.add_argument('--' + key, type=int,
+                            help='%s (default %d, %d with --smoke)' % (key, full[key], smoke[key]))
+    args = parser.parse_args()
+    sizes = dict(smoke if args.smoke else full)
+    sizes.update((k, getattr(args, k)) for k in full if getattr(args, k))
+    return args, sizes

@@ -27,7 +27,6 @@ Usage: bench/run move_loop [--smoke] [--inventory PATH] [--runs N] [--messages N
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import argparse
 import collections
 import json
 import os
@@ -35,7 +34,7 @@ import re
 import time
 
 import mailstack_testlib as testlib
-from benchlib import REPO, address, inventory_hostvars, make_log, module, sh
+from benchlib import REPO, address, inventory_hostvars, lab_args, make_log, module, sh
 
 log = make_log('move_loop')
 HOSTS = ['ns1', 'smtp1', 'smtp2', 'proxy1', 'ms1', 'ms2', 'outside1']
@@ -154,15 +153,7 @@ def failed(run):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
-    parser.add_argument('--smoke', action='store_true', help='one run: proves the benchmark works')
-    parser.add_argument('--inventory', default=INVENTORY, help='the converged sharded scenario\'s inventory')
-    for key in FULL:
-        parser.add_argument('--' + key, type=int, help='%s (default %d, %d with --smoke)'
-                            % (key, FULL[key], SMOKE[key]))
-    args = parser.parse_args()
-    sizes = dict(SMOKE if args.smoke else FULL)
-    sizes.update((k, getattr(args, k)) for k in FULL if getattr(args, k))
+    args, sizes = lab_args(__doc__, INVENTORY, FULL, SMOKE, 'one run: proves the benchmark works')
 
     hostvars = inventory_hostvars(args.inventory, HOSTS)
     user = 'bench-loop@%s' % hostvars['ns1'].get('mailstack_domain', 'example.test')

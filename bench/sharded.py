@@ -33,13 +33,12 @@ Usage: bench/run sharded [--smoke] [--inventory PATH] [--rounds N] [--messages N
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import argparse
 import json
 import os
 import threading
 import time
 
-from benchlib import (REPO, address, cpu_seconds, inventory_hostvars, make_log, module, sh, smtp_source,
+from benchlib import (REPO, address, cpu_seconds, inventory_hostvars, lab_args, make_log, module, sh, smtp_source,
                       wait_queue_empty, without_filter)
 
 log = make_log('sharded')
@@ -271,17 +270,7 @@ def move_vs_dsync(inventory, user, count):
 
 def main():
     global HOSTVARS
-    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
-    parser.add_argument('--smoke', action='store_true', help='small counts: proves the benchmark works')
-    parser.add_argument('--inventory', default=INVENTORY, help='the converged sharded scenario\'s inventory')
-    for key in FULL:
-        parser.add_argument('--' + key, type=int, help='%s (default %d, %d with --smoke)'
-                            % (key, FULL[key], SMOKE[key]))
-    args = parser.parse_args()
-    sizes = dict(SMOKE if args.smoke else FULL)
-    for key in FULL:
-        if getattr(args, key):
-            sizes[key] = getattr(args, key)
+    args, sizes = lab_args(__doc__, INVENTORY, FULL, SMOKE, 'small counts: proves the benchmark works')
 
     HOSTVARS = inventory_hostvars(args.inventory, HOSTS)
     domain = HOSTVARS['ns1'].get('mailstack_domain', 'example.test')
