@@ -65,12 +65,6 @@ stage_units() {
 # names them all.
 # move_loop: one move under load (--smoke; 20 runs measured: docs/lab.md).
 declare -A scenario_benches=([single]="smtp_throughput" [sharded]="sharded move_loop" [nfs_shared]="nfs_shared")
-declare -A bench_args=(
-  [smtp_throughput]="--inventory $root/.cache/molecule/single/inventory"
-  [sharded]="--inventory $root/.cache/molecule/sharded/inventory"
-  [move_loop]="--inventory $root/.cache/molecule/sharded/inventory"
-  [nfs_shared]="--inventory $root/.cache/molecule/nfs_shared/inventory"
-)
 benched=" "
 
 # The scenario on whose converged hosts, after its test and before its
@@ -102,18 +96,18 @@ bench_smoke() {
   # it still works end to end and prints its JSON line; one whose ratios fall
   # below its floors (bench/smtp_throughput.py's SMOKE_FLOORS) fails.
   local b=$1 out start=$SECONDS
-  # shellcheck disable=SC2086 # the arguments are words
-  out=$(bench/run "$b" --smoke ${bench_args[$b]:-}) || { echo "$out"; echo "bench $b failed" >&2; return 1; }
+  shift
+  out=$(bench/run "$b" --smoke "$@") || { echo "$out"; echo "bench $b failed" >&2; return 1; }
   echo "$out" | tail -n 1 | python3 -c 'import json,sys; print("bench", sys.argv[1], json.loads(sys.stdin.read()))' "$b"
   timings+=("bench:$b $((SECONDS - start))s")
   benched+="$b "
 }
 
-# The scenario's benchmarks on its converged hosts, then destroy.
+# The scenario's benchmarks on its converged hosts (its inventory), then destroy.
 scenario_benches_smoke() {
   local scenario=$1 b
   for b in ${scenario_benches[$scenario]}; do
-    bench_smoke "$b"
+    bench_smoke "$b" --inventory "$root/.cache/molecule/$scenario/inventory"
   done
   scenario_molecule "$scenario" destroy
 }
