@@ -398,13 +398,12 @@ def _wait_file(where, path, timeout):
 
 @FAULTS
 def test_an_idle_session_and_appends_on_the_old_shard_across_the_flip():
-    """alice moves back while an IDLE session and an APPEND loop run
-    straight at her shard: the IDLE session is ended by the move and its
+    """alice moves while an IDLE session and an APPEND loop run straight
+    at her shard: the IDLE session is ended by the move and its
     next login, at the same (now old) shard, is passed on to the new one and
     sees new mail; each APPEND is on the new shard once, none lost; the
     cleanup then proves the old copy unchanged since the final sync."""
-    assert MOVED, "needs the move of the first test"
-    source, target = MOVED["target"], MOVED["source"]
+    source, target = ready_to_move("alice")
     proxy1 = host("proxy1")
     proxy1.check_output("rm -f /tmp/idle.* /tmp/append.*")
     args = "%s %s %s" % (address(source), email("alice"), PASSWORDS["alice"])
