@@ -38,7 +38,7 @@ while True:
     for queue_name, queue_id in found:
         if queue_name == "deferred" and queue_id not in released:
             # A message delivered meanwhile is no longer there: not an error.
-            if subprocess.run(["postqueue", "-i", queue_id], capture_output=True).returncode == 0:
+            if subprocess.run(["postqueue", "-i", queue_id], capture_output=True, check=False).returncode == 0:
                 released.append(queue_id)
     busy = [i for q, i in found if i in moving and q in ("maildrop", "incoming", "active")]
     if not busy or time.time() >= deadline:
