@@ -210,7 +210,7 @@ def test_held_mail_is_accepted_queued_and_on_the_target_once_after_the_move():
     finally:
         # The move takes its own hold and releases it (then delivers the held
         # mail); the tests after this one start from it, whatever this one found.
-        out = move("alice", target, "-e", "mailstack_move_hold_timeout=10")
+        out = move("alice", target)
         MOVED.update(user="alice", source=source, target=target, ids=ids)
     assert "%s: moved %s -> %s" % (email("alice"), source, target) in " ".join(out.split())
     after = wait_ids(target, "alice", ids, 60)
@@ -422,7 +422,7 @@ def test_an_idle_session_and_appends_on_the_old_shard_across_the_flip():
     _wait_file(proxy1, "/tmp/idle.ready", 30)
     _wait_file(proxy1, "/tmp/append.count", 30)
     flip = time.time()
-    out = move("alice", target, "-e", "mailstack_move_hold_timeout=10")
+    out = move("alice", target)
     assert "%s: moved %s -> %s" % (email("alice"), source, target) in " ".join(out.split())
     # The APPENDs went on after the move (through the old shard, passed on).
     appended = int(proxy1.check_output("cat /tmp/append.count"))
