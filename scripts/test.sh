@@ -51,8 +51,11 @@ stage_sanity() {
   scripts/sanity.sh
 }
 
+# Two workers (pytest-xdist), one per core: the integration tests spend their
+# time in ansible-playbook runs, each worker with its own throw-away MariaDB on
+# a free port (tests/integration/conftest.py), so they do not share state.
 stage_units() {
-  pytest -q -p no:cacheprovider tests/unit tests/integration
+  pytest -q -p no:cacheprovider -n 2 tests/unit tests/integration
 }
 
 # Benchmarks that need a converged scenario: their smoke runs follow that
@@ -60,10 +63,12 @@ stage_units() {
 # be up at once: they share host names). The others run in bench-smoke.
 # Benchmarks by name: `bench/run NAME` runs bench/NAME.py, `bench/run --list`
 # names them all.
-declare -A scenario_benches=([single]="smtp_throughput" [sharded]="sharded" [nfs_shared]="nfs_shared")
+# move_loop: one move under load (--smoke; 20 runs measured: docs/lab.md).
+declare -A scenario_benches=([single]="smtp_throughput" [sharded]="sharded move_loop" [nfs_shared]="nfs_shared")
 declare -A bench_args=(
   [smtp_throughput]="--inventory $root/.cache/molecule/single/inventory"
   [sharded]="--inventory $root/.cache/molecule/sharded/inventory"
+  [move_loop]="--inventory $root/.cache/molecule/sharded/inventory"
   [nfs_shared]="--inventory $root/.cache/molecule/nfs_shared/inventory"
 )
 benched=" "

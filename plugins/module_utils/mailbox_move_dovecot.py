@@ -56,6 +56,11 @@ class Dovecot(object):
         values = self.call(address, ['mailbox', 'status', STATUS_FIELDS, '*'], user=self.email)
         return sorted(rows(values, 1 + len(STATUS_FIELDS.split())))
 
+    def messages(self, address):
+        """(mailbox, message GUID) of every message of the user's on address."""
+        values = self.call(address, ['fetch', 'mailbox guid', 'all'], user=self.email)
+        return [tuple(r) for r in rows(values, 2)]
+
     def who(self, address):
         """The user's sessions on address (doveadm who, one value per field); [] when none."""
         try:

@@ -23,6 +23,9 @@ description:
     user keeps working there, twice. C(backup) makes the target exactly the source, so a stale copy on the
     target cannot flow back; the second pass is incremental (C(-s), the state of the first, saved in the
     record), so little is left for the hold. Safe to repeat after a crash, the source is only read.
+  - Before the move is recorded, and again just before the flip, the doveadm servers of the source and the target
+    must answer (an authenticated C(doveadm who)); else the run refuses, naming the server, and nothing changes
+    (the copy only read the source). The proxies are not required (see step 4).
   - 3. Hold and flip in one transaction - C(mailbox.hold_until) is now + O(hold_timeout) and
     C(mailbox.mailbox_host) becomes O(target). From here the SMTP tier accepts the user's mail and holds it in its
     queue (the transport C(held), in C(defer_transports); delivered after the hold), and the proxies and the
@@ -45,6 +48,13 @@ description:
     accepted before the flip and wrote during a pass changes UIDNEXT, so the next pass takes it; at most
     O(max_syncs) passes, else the run fails, still held (nothing is lost - the hold ends by itself and a rerun
     syncs again, two-way).
+  - 5b. The proof - every message of the source (by mailbox and GUID, C(doveadm fetch 'mailbox guid' all) on
+    both shards) is on the target. A saved dsync state can miss a message: one saved on the source just
+    before the flip while a delivery that had been routed before the hold took the same UID on the target
+    (the lab's loop of moves under load lost one message so in 3 moves of 21). When one is missing, one full
+    two-way pass (no state, so dsync compares every message and renumbers a UID taken twice) and the proof
+    again; still missing, the run fails, still held, nothing released or removed. This costs a listing of
+    the mailbox on each shard inside the hold.
   - 6. Release in one transaction - state C(done), C(hold_until) cleared, and the source's status of the last
     pass saved in the record for the cleanup. The SMTP tier delivers the held mail at its next attempt (the
     C(move_user) playbook asks it at once).
@@ -54,8 +64,10 @@ description:
     proven gone, the two-way syncs run until the target is quiet, the hold is released and only then is the
     target's copy removed.
   - O(cleanup=true), run on the source shard, removes the copy a finished move left there only when it proves
-    the target holds all of it - the copy's status is what the final sync left (saved in the record), else it
-    refuses naming what changed. It refuses a path that is not one user's mailbox (empty, outside
+    the target holds all of it - the copy's status is what the final sync left (saved in the record). If it
+    changed (a late write into the old copy), its sessions are ended and it is synced into the target, two-way
+    from the dsync state of the final sync, until a pass finds it unchanged (reported as a warning, and
+    C(merged)); if that fails, nothing is removed. It refuses a path that is not one user's mailbox (empty, outside
     O(mail_root), or holding or inside another user's maildir, such as C(example.org/)), and renames the copy
     aside before deleting it, so no Dovecot process reads a half-deleted Maildir and a removal cut short is
     finished by the next run.
@@ -121,6 +133,16 @@ options:
         expired.
     type: int
     default: 900
+  run_seconds:
+    description:
+      - The longest this run may last, in seconds (0 - no bound); for a caller that runs the module under a time
+        limit (the C(drain_shard) playbook's C(async)), so that the limit never kills a move that holds.
+      - The hold starts only when at least O(hold_timeout) of it is left after the copy (else the run fails,
+        still C(copying), and a rerun resumes it incrementally), and no final sync starts once it is spent (the
+        run fails, still held, and a rerun resumes). So the run ends at most one incremental sync pass after
+        O(run_seconds); the caller's limit must leave room for that pass.
+    type: int
+    default: 0
   abort:
     description:
       - Roll an unfinished move of O(email) back - the mailbox stays on (or returns to) the source shard. Does
@@ -228,6 +250,11 @@ removed:
   description: With O(abort=true), the path of the target's copy that was removed.
   returned: when a move was rolled back and a copy removed
   type: str
+merged:
+  description: With O(cleanup=true), true when the old copy had changed since the final sync and was synced into
+    the target before its removal.
+  returned: when cleaned after a late write
+  type: bool
 path:
   description: With O(cleanup=true), the path of the source copy removed.
   returned: when cleaned
@@ -287,6 +314,9 @@ def check_params(module):
     if not 0 < p['quiet_timeout'] < p['hold_timeout'] / 2:
         module.fail_json(msg='quiet_timeout: must be over 0 and under half of hold_timeout, got %s'
                          % p['quiet_timeout'])
+    if p['run_seconds'] and p['run_seconds'] < 2 * p['hold_timeout']:
+        module.fail_json(msg='run_seconds: must be 0 (no bound) or at least twice hold_timeout (%d), got %d'
+                         % (p['hold_timeout'], p['run_seconds']))
     if p['max_syncs'] < 2 or p['lock_seconds'] < 60:
         module.fail_json(msg='max_syncs: must be 2 or more (got %d), lock_seconds 60 or more (got %d)'
                          % (p['max_syncs'], p['lock_seconds']))
@@ -319,6 +349,7 @@ def main():
         quiet_timeout=dict(type='float', default=10),
         max_syncs=dict(type='int', default=5),
         lock_seconds=dict(type='int', default=900),
+        run_seconds=dict(type='int', default=0),
         abort=dict(type='bool', default=False),
         cleanup=dict(type='bool', default=False),
         mail_root=dict(type='path', default='/var/vmail'),

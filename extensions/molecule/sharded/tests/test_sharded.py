@@ -487,11 +487,13 @@ def test_two_users_move_in_one_run_by_list(host):
                          "-e", json.dumps({"mailstack_move_emails": ["bob@example.test", "dave@example.test"]}))
 
 
-def test_two_users_move_back_in_one_run_by_file(host):
+def test_two_users_move_back_in_one_run_by_file_two_at_a_time(host):
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("# back to ms2\n\nbob@example.test\n  # dave too\ndave@example.test\n")
     try:
-        move_users_and_check(host, "ms1", "ms2", ["bob", "dave"], "-e", "mailstack_move_file=%s" % f.name)
+        # Both at once (mailstack_move_concurrency: one batch, each move with its own hold).
+        move_users_and_check(host, "ms1", "ms2", ["bob", "dave"], "-e", "mailstack_move_file=%s" % f.name,
+                             "-e", "mailstack_move_concurrency=2")
     finally:
         os.unlink(f.name)
 

@@ -102,6 +102,10 @@ class FakeDovecot(object):
         self.down = set()
         self.calls = []
         self.during_sync = []  # writers: one a pass, after it has read the mailboxes
+        # Messages a two-way pass from a saved state does not carry to here
+        # (dsync's state missing a message); lose_always: a full pass neither.
+        self.lose = set()
+        self.lose_always = False
 
     def size(self, address):
         return len(self.boxes[address]), 100 * len(self.boxes[address])
@@ -110,7 +114,12 @@ class FakeDovecot(object):
         box = self.boxes.setdefault(address, [])
         return [["INBOX", str(len(box)), ",".join(box)]]
 
+    def messages(self, address):
+        return [("INBOX", m) for m in self.boxes.setdefault(address, [])]
+
     def who(self, address):
+        if address in self.down:
+            raise DoveadmError("cannot connect to the doveadm server at %s: Connection refused" % address)
         return ["carol@example.test", "1", "imap"] if self.sessions.get(address, 0) > 0 else []
 
     def kick(self, address, proxy=False):
@@ -127,10 +136,11 @@ class FakeDovecot(object):
         if mode == "backup":
             here[:] = there
         else:
-            merged = here + [m for m in there if m not in here]
+            lost = self.lose if (state or self.lose_always) else set()
+            merged = here + [m for m in there if m not in here and m not in lost]
             merged += [m for m in here if m not in merged]
             here[:] = merged
-            there[:] = list(merged)
+            there[:] = merged + [m for m in there if m not in merged]
         if self.during_sync:
             self.during_sync.pop(0)(self)
         return 0.5, "%s%d" % (state, len(self.calls))
