@@ -49,7 +49,7 @@ description:
     O(max_syncs) passes, else the run fails, still held (nothing is lost - the hold ends by itself and a rerun
     syncs again, two-way).
   - 5b. The proof - every message of the source (by mailbox and GUID, C(doveadm fetch 'mailbox guid' all) on
-    both shards) is on the target. A saved dsync state can miss a message: one saved on the source just
+    both shards) is on the target. A saved dsync state can miss a message - one saved on the source just
     before the flip while a delivery that had been routed before the hold took the same UID on the target
     (the lab's loop of moves under load lost one message so in 3 moves of 21). When one is missing, one full
     two-way pass (no state, so dsync compares every message and renumbers a UID taken twice) and the proof
