@@ -28,9 +28,9 @@ Postfix and Dovecot read these tables (read-only accounts), for example::
     SELECT destination FROM alias WHERE source = '%s' AND active = 1
     # Dovecot passdb / userdb
     SELECT email AS user, password FROM mailbox WHERE email = '%u' AND active = 1
-    # Postfix transport_maps (the sharded SMTP tier: each user's shard, or a
-    # 4xx while the user's mailbox is being moved)
-    SELECT IF(m.hold_until > NOW(), 'retry:4.2.1 ...', CONCAT('lmtp:inet:[', h.address, ']:24'))
+    # Postfix transport_maps (the sharded SMTP tier: each user's shard, or
+    # the transport held, in defer_transports, while the mailbox is being moved)
+    SELECT IF(m.hold_until > NOW(), 'held:...', CONCAT('lmtp:inet:[', h.address, ']:24'))
         FROM mailbox m JOIN mailbox_host h ON h.name = m.mailbox_host WHERE m.email = '%s'
 """
 
@@ -103,8 +103,8 @@ MIGRATIONS = [
         'ALTER TABLE domain ADD COLUMN IF NOT EXISTS relay_host VARCHAR(255) NULL DEFAULT NULL AFTER kind',
     ]),
     (3, 'moving mailboxes between shards: mailbox.hold_until, mailbox_move', [
-        # While hold_until is in the future the SMTP tier defers the user's
-        # mail (4xx) and the proxies delay the user's logins.
+        # While hold_until is in the future the SMTP tier holds the user's
+        # mail in its queue and the proxies and shards delay the user's logins.
         'ALTER TABLE mailbox ADD COLUMN IF NOT EXISTS hold_until DATETIME NULL DEFAULT NULL AFTER mailbox_host',
         # One row per move in progress (or done, until its source copy is
         # removed): what mailbox_move resumes or rolls back.

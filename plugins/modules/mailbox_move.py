@@ -27,11 +27,14 @@ description:
     must answer (an authenticated C(doveadm who)); else the run refuses, naming the server, and nothing changes
     (the copy only read the source). The proxies are not required (see step 4).
   - 3. Hold and flip in one transaction - C(mailbox.hold_until) is now + O(hold_timeout) and
-    C(mailbox.mailbox_host) becomes O(target). From here the SMTP tier defers the user's mail (4xx, delivered
-    after the hold) and the proxies delay every login of the user until C(hold_until) (the passdb field
+    C(mailbox.mailbox_host) becomes O(target). From here the SMTP tier accepts the user's mail and holds it in its
+    queue (the transport C(held), in C(defer_transports); delivered after the hold), and the proxies and the
+    shards delay every login of the user until C(hold_until) (the passdb field
     C(delay_until), the hold's own expiry; Dovecot accepts a delay of up to 5 minutes,
     C(AUTH_REQUEST_MAX_DELAY_SECS) in src/auth/auth-request.c, hence O(hold_timeout) at most 290). So no client
-    reaches the target before the final sync ends, and no new session or delivery reaches the source.
+    reaches the target before the final sync ends, and no new session or delivery reaches the source - a
+    login or an LMTP delivery that still reaches the source (a proxy's lookup from before the flip) waits and is
+    then passed on to the target (C(proxy_maybe) on the shards).
   - 4. End the user's sessions and prove they ended - C(doveadm proxy kick) on every proxy of O(proxies) (best
     effort - a proxy that is down has no session, one that does not answer within 5 seconds is passed over, and
     either is reported as a warning), then

@@ -98,6 +98,11 @@ def _dovecot(site, host, roles):
     if value("dovecot_lmtp_proxy"):
         for store in stores:
             yield site.value(store, "dovecot_lmtp_listen")[0], site.value(store, "dovecot_lmtp_port"), "LMTP proxy"
+    if value("dovecot_login_proxy_maybe"):
+        # A login for a user pinned to another store is proxied there (no port: 143 and 110).
+        for store in stores:
+            for port in (143, 110):
+                yield site.hostvars[store]["mailstack_address"], port, "login proxied to %s" % store
     if value("dovecot_doveadm_listen"):
         # mailbox_move on this shard: dsync from the source, kicks on the proxies.
         for other in stores + site.groups["mail_proxy"]:
@@ -175,9 +180,10 @@ def test_sharded_ports():
     # LMTP on each shard: the SMTP tier and the other shard (a moved user's mail).
     assert opened(site, "ms1")[(24, "tcp")] == ["ms2", "smtp1", "smtp2"]
     assert opened(site, "ms2")[(24, "tcp")] == ["ms1", "smtp1", "smtp2"]
-    # Logins only from the proxy; doveadm from the other shard (moves).
-    assert opened(site, "ms1") == {(143, "tcp"): ["proxy1"], (110, "tcp"): ["proxy1"], (24, "tcp"): ["ms2", "smtp1", "smtp2"],
-                                   (24245, "tcp"): ["ms2"]}
+    # Logins only from the proxy and the other shard (a login for a user
+    # moved there, passed on); doveadm from the other shard (moves).
+    assert opened(site, "ms1") == {(143, "tcp"): ["ms2", "proxy1"], (110, "tcp"): ["ms2", "proxy1"],
+                                   (24, "tcp"): ["ms2", "smtp1", "smtp2"], (24245, "tcp"): ["ms2"]}
     assert opened(site, "proxy1") == {
         (143, "tcp"): ["internet"], (993, "tcp"): ["internet"], (110, "tcp"): ["internet"], (995, "tcp"): ["internet"],
         (12345, "tcp"): ["smtp1", "smtp2"], (24245, "tcp"): ["ms1", "ms2"],

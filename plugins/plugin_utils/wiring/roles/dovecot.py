@@ -57,9 +57,20 @@ def _sharded(host, site, inventory, proxy):
     else:
         # move_user.yml's mailbox_move runs here and reads the database.
         options.update(dovecot_lmtp_listen=me, dovecot_lmtp_proxy=True, dovecot_mailbox_moves=True)
-        options['dovecot_proxy_networks'] = _networks_of(site.groups['mail_proxy'], inventory,
-                                                         'a proxy in front of %s' % host.name)
+        options.update(_shard_logins(host, site, inventory))
     return options
+
+
+def _shard_logins(host, site, inventory):
+    """A shard serves IMAP and POP3 only for the users pinned to it
+    (proxy_maybe): a login a proxy looked up before a move and sent to the
+    old shard is passed on to the new one. So the logins it takes come from
+    the proxies and from the other shards, which pass the client's address
+    on, as the proxies do."""
+    others = [other for other in site.groups['mail_store'] if other != host.name]
+    networks = _networks_of(site.groups['mail_proxy'], inventory, 'a proxy in front of %s' % host.name)
+    networks += _networks_of(others, inventory, 'a shard that passes logins on to %s' % host.name)
+    return {'dovecot_login_proxy_maybe': True, 'dovecot_proxy_networks': unique(networks)}
 
 
 def dovecot_options(host, site, inventory):
@@ -91,17 +102,20 @@ def dovecot_requires(host, site, inventory, options):
 
 
 # The login ports: (protocol, port, what). Behind the sharded proxies a
-# shard takes logins from them only, on the plain ports (the proxy speaks
-# STARTTLS-free IMAP and POP3 to it: dovecot-sql.conf.ext's port).
+# shard takes logins from them and from the other shards only (a login for a
+# user moved away is passed on to the new shard), on the plain ports (the
+# proxy speaks STARTTLS-free IMAP and POP3 to it: dovecot-sql.conf.ext's
+# port).
 LOGIN_PORTS = (('imap', 143, 'IMAP (STARTTLS)'), ('imap', 993, 'IMAPS'), ('pop3', 110, 'POP3 (STARTTLS)'),
                ('pop3', 995, 'POP3S'))
-PROXIED_PORTS = (('imap', 143, 'IMAP: logins passed on by the proxies'),
-                 ('pop3', 110, 'POP3: logins passed on by the proxies'))
+PROXIED_PORTS = (('imap', 143, 'IMAP: logins passed on by the proxies (and by the other shards, for a user moved here)'),
+                 ('pop3', 110, 'POP3: logins passed on by the proxies (and by the other shards, for a user moved here)'))
 
 
 def _login_listens(host, site, protocols, proxy):
     if not proxy and site.sharded:
-        return [listen(port, 'tcp', what, site.groups['mail_proxy'])
+        others = [h for h in site.groups['mail_store'] if h != host.name]
+        return [listen(port, 'tcp', what, site.groups['mail_proxy'] + others)
                 for protocol, port, what in PROXIED_PORTS if protocol in protocols]
     clients = "the users' mail clients" + (' and the webmail' if site.groups['mail_webmail'] else '')
     return [listen(port, 'tcp', '%s: %s' % (what, clients), [INTERNET])

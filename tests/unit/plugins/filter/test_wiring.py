@@ -436,12 +436,16 @@ def test_sharded():
     assert (proxy1["webmail_db_host"], proxy1["webmail_db_ca_file"]) == ("10.0.0.53", "/etc/ssl/certs/ca-certificates.crt")
     assert ns1["mail_database_roundcube_hosts"] == ["10.0.0.31", "fd00::31"]
     assert hosts["proxy1"]["copies"]["webmail_db_password"] == "mail_database_roundcube_password"
-    # A shard: LMTP for the SMTP tier, logins only through the proxy.
-    assert {k: ms1[k] for k in ("dovecot_mode", "dovecot_lmtp_listen", "dovecot_lmtp_proxy",
+    # A shard: LMTP for the SMTP tier; IMAP and POP3 only for the users
+    # pinned to it (proxy_maybe), logins only through the proxy and the
+    # other shards (which pass on a login for a user moved here).
+    assert {k: ms1[k] for k in ("dovecot_mode", "dovecot_lmtp_listen", "dovecot_lmtp_proxy", "dovecot_login_proxy_maybe",
                                 "dovecot_proxy_networks", "dovecot_doveadm_listen", "dovecot_postfix_local")} == {
         "dovecot_mode": "store", "dovecot_lmtp_listen": ["10.0.0.41"], "dovecot_lmtp_proxy": True,
-        "dovecot_proxy_networks": ["10.0.0.31/32", "fd00::31/128"], "dovecot_doveadm_listen": ["10.0.0.41"],
-        "dovecot_postfix_local": False}
+        "dovecot_login_proxy_maybe": True, "dovecot_proxy_networks": ["10.0.0.31/32", "fd00::31/128", "10.0.0.42/32"],
+        "dovecot_doveadm_listen": ["10.0.0.41"], "dovecot_postfix_local": False}
+    assert hosts["ms2"]["options"]["dovecot_proxy_networks"] == ["10.0.0.31/32", "fd00::31/128", "10.0.0.41/32"]
+    assert "dovecot_login_proxy_maybe" not in proxy1
     # Moves run on the shards (mailbox_move reads the database there): the
     # shards install its database client, the proxy does not.
     assert ms1["dovecot_mailbox_moves"] is True and "dovecot_mailbox_moves" not in proxy1
