@@ -153,3 +153,15 @@ def test_a_source_that_does_not_answer_is_fenced_before_the_flip(site):
     assert "the NFSv4 state of 10.9.0.2 cannot be expired" in out, out[-3000:]
     assert pins(site) == {u: ("ms1" if n % 2 else "ms2", False) for n, u in enumerate(USERS, 1)}
     assert record(site)["phase"] == "planned"
+
+
+def test_a_fenced_server_that_has_not_restarted_does_not_come_back(site):
+    rc, out = repin(site)
+    assert rc == 0, out[-3000:]
+    # As if ms1 had been fenced after its boot (this machine's boot).
+    (site["records"] / "fenced.json").write_text(json.dumps({"ms1": {"address": "10.9.0.2", "at": time.time()}}))
+    rc, out = repin(site, state="in")
+    assert rc != 0 and "ms1 was fenced at" in out and "has not restarted since" in out, out[-3000:]
+    assert pins(site) == {u: ("ms2", False) for u in USERS}
+    assert site["db"].query("SELECT state FROM mailbox_host WHERE name = 'ms1'")[0][0] == "draining"
+    assert record(site) is None and record(site, "fenced.json")["ms1"]["address"] == "10.9.0.2"
