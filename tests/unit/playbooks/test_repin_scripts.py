@@ -141,7 +141,7 @@ def nfsd(tmp_path, monkeypatch):
     monkeypatch.setattr(fence, "EXPORTS", [str(tmp_path / "exports"), str(conf / "*.exports")])
     monkeypatch.setattr(fence, "CLIENTS", str(server.clients))
     monkeypatch.setattr(fence.subprocess, "run", server.run)
-    monkeypatch.setattr(fence, "expire", lambda client: shutil.rmtree(client))
+    monkeypatch.setattr(fence, "expire", shutil.rmtree)
     return server
 
 
