@@ -165,3 +165,14 @@ def test_a_fenced_server_that_has_not_restarted_does_not_come_back(site):
     assert pins(site) == {u: ("ms2", False) for u in USERS}
     assert site["db"].query("SELECT state FROM mailbox_host WHERE name = 'ms1'")[0][0] == "draining"
     assert record(site) is None and record(site, "fenced.json")["ms1"]["address"] == "10.9.0.2"
+
+
+def test_check_mode_shows_the_plan_and_changes_nothing(site):
+    (site["state"] / "sessions").write_text("u1@example.test\timap\n")
+    rc, out = repin(site, "--check")
+    assert rc == 0, out[-3000:]
+    assert "ms1 out: 3 user(s) to re-pin, 3 to ms2" in out
+    assert pins(site) == {u: ("ms1" if n % 2 else "ms2", False) for n, u in enumerate(USERS, 1)}
+    assert site["db"].query("SELECT state FROM mailbox_host WHERE name = 'ms1'")[0][0] == "active"
+    assert record(site) is None and record(site, "ms1.json") is None
+    assert not (site["state"] / "kicks").exists()
