@@ -547,12 +547,11 @@ def test_a_live_server_is_repinned_with_sessions_open_and_an_interrupted_run_is_
     assert damage(start) == {"ms1": "", "ms2": ""}
 
     # Back (ms1 was not fenced: it answered).
-    out = repin("-e", "mailstack_repin_server=ms1",
-                       "-e", "mailstack_repin_state=in")
+    out = repin("-e", "mailstack_repin_server=ms1", "-e", "mailstack_repin_state=in")
     assert "ms1 in: 10 user(s) re-pinned in" in out and pins() == PIN
     print("live re-pin: killed after the flip, finished by a rerun; %d MX messages, %d APPENDs ok, %d unknown, "
-          "copies %s" % (30, sum(len(sessions[u]["ok"]) for u, _ in clients),
-                         sum(len(sessions[u]["unknown"]) for u, _ in clients), sorted(set(copies.values()))))
+          "copies %s" % (30, sum(len(sessions[u]["ok"]) for u, _s in clients),
+                         sum(len(sessions[u]["unknown"]) for u, _s in clients), sorted(set(copies.values()))))
 
 
 def vm_process(name):
@@ -664,15 +663,13 @@ def test_a_hung_server_is_fenced_its_writes_do_not_land_and_it_returns_only_rest
     # Restarted (a power cycle), it boots without the store (still fenced),
     # and the re-pin lets it back, starts its services and pins its users.
     restart_vm("ms1", pid, argv)
-    out = repin("-e", "mailstack_repin_server=ms1",
-                       "-e", "mailstack_repin_state=in")
+    out = repin("-e", "mailstack_repin_server=ms1", "-e", "mailstack_repin_state=in")
     assert "ms1 in: 10 user(s) re-pinned in" in out, out[-2000:]
     assert pins() == PIN and repin_record("fenced.json") == {}
     assert lab("ms1").check_output("systemctl is-active dovecot postfix@-").split() == ["active", "active"]
     assert "%s(" % VMS["ms1"] in nfs1.check_output("exportfs -s")
     # A second run changes nothing.
-    again = repin("-e", "mailstack_repin_server=ms1",
-                         "-e", "mailstack_repin_state=in")
+    again = repin("-e", "mailstack_repin_server=ms1", "-e", "mailstack_repin_state=in")
     assert "ms1 in: 0 user(s) re-pinned in" in again
     marker = "nfs-back-%s" % uuid.uuid4().hex
     assert send_by_mx(host, marker) == []
