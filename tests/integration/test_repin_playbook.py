@@ -153,6 +153,8 @@ def test_a_source_that_does_not_answer_is_fenced_before_the_flip(site):
     assert "the NFSv4 state of 10.9.0.2 cannot be expired" in out, out[-3000:]
     assert pins(site) == {u: ("ms1" if n % 2 else "ms2", False) for n, u in enumerate(USERS, 1)}
     assert record(site)["phase"] == "planned"
+    # The fence is recorded before it is made: a rerun makes it again.
+    assert record(site, "fenced.json")["ms1"]["address"] == "10.9.0.2"
 
 
 def test_a_fenced_server_that_has_not_restarted_does_not_come_back(site):
