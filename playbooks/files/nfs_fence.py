@@ -71,6 +71,11 @@ def expire(client):
 
 def fence(address):
     exports = configured(address)
+    if not exports:
+        # A network or a name in the configuration cannot be withdrawn from
+        # one of its clients: the fence would hold nothing.
+        sys.exit("no export of the configuration names %s itself (a network or a host name covers it?): its "
+                 "export cannot be withdrawn from it alone, so this server cannot fence it" % address)
     changed = exported(address)
     for path, _options in exports:
         subprocess.run(["exportfs", "-u", "%s:%s" % (address, path)], check=False, capture_output=True)

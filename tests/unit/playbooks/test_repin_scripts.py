@@ -173,3 +173,10 @@ def test_unfence_exports_again_with_the_configured_options(nfsd):
     assert nfsd.exported == {"10.0.0.2", "10.0.0.3"}
     with pytest.raises(SystemExit, match="no export of the configuration names 10.0.0.9"):
         fence.unfence("10.0.0.9")
+
+
+def test_fence_refuses_an_address_the_configuration_covers_only_by_a_network(nfsd, tmp_path):
+    (tmp_path / "exports.d" / "mailstack.exports").write_text("/srv/mailstore 10.0.0.0/24(rw,sync)\n")
+    with pytest.raises(SystemExit, match="no export of the configuration names 10.0.0.2 itself"):
+        fence.fence("10.0.0.2")
+    assert not [c for c in nfsd.commands if c[:2] == ["exportfs", "-u"]]
