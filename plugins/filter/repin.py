@@ -1,51 +1,47 @@
 # -*- coding: utf-8 -*-
 # Copyright: mailstack developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where each user of a server goes when it is taken out, and who comes
-back when it returns (see mail_repin_plan.yml)."""
+"""The NFS topology's re-pin decisions (see mail_repin_plan.yml and the
+other mail_repin_*.yml); the code is in plugins/plugin_utils/repin.py."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.mailops.mailstack.plugins.plugin_utils import repin
 
 
 def mail_repin_plan(pinned, server, state='out', counts=None, returning=None):
-    """The re-pins, [{email, source, target}], in email order.
+    return repin.plan(pinned, server, state, counts=counts, returning=returning)
 
-    pinned: {email: the server it is pinned to now} (every user of the site,
-      or at least those of server and those in returning).
-    server: the server taken out (state out) or returning (state in).
-    counts: state out, {active server: its users now}; server itself is
-      ignored. Each of server's users goes to the one with the fewest so far
-      (ties by name), so the load stays even.
-    returning: state in, the users taken off server when it went out; those
-      pinned elsewhere now come back (one removed or already back is left).
-    """
-    if not isinstance(pinned, dict):
-        raise AnsibleFilterError('mail_repin_plan expects {email: server}, got %s' % type(pinned).__name__)
-    if state == 'out':
-        load = dict((name, int(n)) for name, n in (counts or {}).items() if name != server)
-        users = sorted(email for email, host in pinned.items() if host == server)
-        if users and not load:
-            raise AnsibleFilterError('%s has %d user(s) and no other mailbox server is active to take them'
-                                     % (server, len(users)))
-        plan = []
-        for email in users:
-            target = min(sorted(load), key=lambda name: load[name])
-            load[target] += 1
-            plan.append({'email': email, 'source': server, 'target': target})
-        return plan
-    if state == 'in':
-        if not isinstance(returning, (list, tuple)):
-            raise AnsibleFilterError('mail_repin_plan: state in needs the list of returning users, got %s'
-                                     % type(returning).__name__)
-        return [{'email': email, 'source': pinned[email], 'target': server}
-                for email in sorted(set(returning)) if pinned.get(email) not in (None, server)]
-    raise AnsibleFilterError("mail_repin_plan: state must be 'out' or 'in', not %r" % (state,))
+
+def mail_repin_resume(saved, server, state):
+    return repin.resume(saved, server, state)
+
+
+def mail_repin_fence(plan, server, state, answering, fenced=None):
+    return repin.fence_decision(plan, server, state, answering, fenced)
+
+
+def mail_repin_release_check(servers, reports, fenced=None):
+    return repin.release_check(servers, reports, fenced)
+
+
+def mail_repin_unfence_check(server, fenced, boot_time):
+    return repin.unfence_check(server, fenced, boot_time)
+
+
+def mail_repin_release_wait(flipped_at, now, cache_seconds):
+    return repin.release_wait(flipped_at, now, cache_seconds)
 
 
 class FilterModule(object):
     def filters(self):
-        return {'mail_repin_plan': mail_repin_plan}
+        return {
+            'mail_repin_plan': mail_repin_plan,
+            'mail_repin_resume': mail_repin_resume,
+            'mail_repin_fence': mail_repin_fence,
+            'mail_repin_release_check': mail_repin_release_check,
+            'mail_repin_unfence_check': mail_repin_unfence_check,
+            'mail_repin_release_wait': mail_repin_release_wait,
+        }
