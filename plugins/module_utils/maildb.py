@@ -137,14 +137,22 @@ def unusable(conn):
     every query would fail with 1047), a read-only server (a replica); None
     when it can."""
     try:
-        ready = query(conn, "SHOW GLOBAL STATUS LIKE 'wsrep_ready'")
-        if ready and str(ready[0][1]).upper() != 'ON':
-            return 'not ready (Galera: wsrep_ready is %s)' % ready[0][1]
+        # A server without Galera reports wsrep_ready OFF too (wsrep_on OFF).
+        if _setting(conn, 'SHOW GLOBAL VARIABLES', 'wsrep_on') == 'ON':
+            ready = _setting(conn, 'SHOW GLOBAL STATUS', 'wsrep_ready')
+            if ready != 'ON':
+                return 'not ready (Galera: wsrep_ready is %s)' % ready
         if int(query(conn, 'SELECT @@global.read_only')[0][0]):
             return 'read-only (a replica takes no writes)'
     except pymysql.err.MySQLError as e:
         return db_error_text(e)
     return None
+
+
+def _setting(conn, show, name):
+    """A variable's or a status's value, upper case; None when the server has none."""
+    rows = query(conn, show + ' LIKE %s', (name,))
+    return str(rows[0][1]).upper() if rows else None
 
 
 def query(conn, sql, args=()):

@@ -26,8 +26,10 @@ class Module(object):
 class Server(object):
     """How one fake server answers: refuse (a MySQLError), read_only, wsrep_ready."""
 
-    def __init__(self, refuse=None, read_only=0, wsrep_ready=None):
+    def __init__(self, refuse=None, read_only=0, wsrep_ready=None, wsrep_on=None):
         self.refuse, self.read_only, self.wsrep_ready = refuse, read_only, wsrep_ready
+        # Debian's MariaDB without Galera: wsrep_on OFF, wsrep_ready OFF.
+        self.wsrep_on = wsrep_on if wsrep_on is not None else ('ON' if wsrep_ready else 'OFF')
 
 
 class Cursor(object):
@@ -35,8 +37,10 @@ class Cursor(object):
         self.server, self.rows = server, []
 
     def execute(self, sql, args=()):
-        if 'wsrep_ready' in sql:
-            self.rows = [] if self.server.wsrep_ready is None else [('wsrep_ready', self.server.wsrep_ready)]
+        if sql.startswith('SHOW GLOBAL VARIABLES') and args == ('wsrep_on',):
+            self.rows = [('wsrep_on', self.server.wsrep_on)]
+        elif sql.startswith('SHOW GLOBAL STATUS') and args == ('wsrep_ready',):
+            self.rows = [('wsrep_ready', self.server.wsrep_ready or 'OFF')]
         elif 'read_only' in sql:
             self.rows = [(self.server.read_only,)]
 
@@ -108,6 +112,12 @@ def test_a_server_that_cannot_take_writes_is_passed_over_and_closed(servers, fir
         maildb.connect(Module(login_host=['db1', 'db2']))
     assert str(failed.value) == "Cannot connect to the mail database 'mail' as 'mailadmin': %s; db2:3306: (2003) %s" \
         % (why, REFUSED[1])
+
+
+def test_a_server_without_galera_is_usable_though_it_reports_wsrep_ready_off(servers):
+    table, made = servers
+    table.update(db1=Server(wsrep_on='OFF'))
+    assert maildb.connect(Module(login_host=['db1'])).where == 'db1'
 
 
 def test_one_host_as_before_and_the_socket_wins(servers):
