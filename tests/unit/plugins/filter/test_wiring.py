@@ -1012,7 +1012,8 @@ def _db_lists(hosts):
 
 
 SINGLE_DB_ELSEWHERE = dict(groups=dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
-                           hosts=dict(mx1={"ansible_facts": facts("10.0.0.1")}, db1={"ansible_facts": facts("10.0.0.5")}))
+                           hosts=dict(mx1={"ansible_facts": facts("10.0.0.1")},
+                                      db1={"ansible_facts": facts("10.0.0.5")}))
 SHARDED_WITH_REPLICA = _with(SHARDED, groups=dict(mail_db_replica=["db2"]),
                              hosts=dict(db2={"ansible_facts": facts("10.0.0.54")}))
 NFS_WITH_REPLICA_ON_A_SERVER = _with(NFS_SHARED, groups=dict(mail_db_replica=["ms2"]))
