@@ -10,6 +10,9 @@ tells which server answered.
   over TCP, handed to the real postmap (postfix-mysql): the socket answers
   every time while it is up; with its server stopped the second answers;
   with both stopped the lookup fails (a temporary error, not "not found").
+- Dovecot: the role's SQL file, rendered with both servers' sockets (one
+  host= each), in a Dovecot of its own (no listener, its own base_dir):
+  `doveadm auth test` logs in with both up and with the first stopped.
 - The modules (maildb.connect): login_host [first, second]: a read-only first
   (a replica) or a stopped one is passed over and mail_domain writes through
   the second; when neither can take writes the error names both.
@@ -103,6 +106,70 @@ def test_postfix_reads_the_socket_first_then_the_next_server(pair, postmap):
     assert answer.returncode != 0 and answer.stdout == '', answer
     assert 'connect to mysql server' in answer.stderr and 'unix:%s' % first.socket in answer.stderr, answer.stderr
     assert '127.0.0.2' in answer.stderr, answer.stderr
+
+
+DOVECOT_CONF = """\
+base_dir = {tmp}/run
+state_dir = {tmp}/state
+log_path = {tmp}/dovecot.log
+protocols =
+ssl = no
+auth_mechanisms = plain
+auth_debug = yes
+passdb {{
+  driver = sql
+  args = {tmp}/dovecot-sql.conf.ext
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={tmp}/home/%u
+}}
+"""
+
+
+@pytest.fixture
+def dovecot(tmp_path, pair):
+    """A Dovecot of the test's own reading the role's SQL file; `auth test` of
+    the row's user (the row's password: '{PLAIN}x')."""
+    if not shutil.which('dovecot') or not os.path.exists('/usr/lib/dovecot/modules/auth/libdriver_mysql.so') \
+            and not os.path.exists('/usr/lib/dovecot/modules/libdriver_mysql.so'):
+        pytest.fail('Dovecot with MySQL missing: run scripts/test-host-packages.sh (dovecot-mysql)')
+    first, second = pair
+    tmp = str(tmp_path)
+    for sub_dir in ('run', 'state'):
+        os.makedirs(os.path.join(tmp, sub_dir))
+    sql = render('dovecot', 'etc/dovecot/dovecot-sql.conf.ext.j2', dovecot_mode='store', dovecot_db_ca_file='',
+                 dovecot_db_hosts=[first.socket, second.socket], dovecot_db_user=READER,
+                 dovecot_db_password=READER_PASSWORD, dovecot_proxy_networks=[], dovecot_lmtp_proxy=False,
+                 dovecot_login_proxy_maybe=False)
+    with open(os.path.join(tmp, 'dovecot-sql.conf.ext'), 'w') as f:
+        f.write(sql)
+    conf = os.path.join(tmp, 'dovecot.conf')
+    with open(conf, 'w') as f:
+        f.write(DOVECOT_CONF.format(tmp=tmp))
+    subprocess.run(['dovecot', '-c', conf], check=True, timeout=60)
+
+    def auth_test():
+        return subprocess.run(['doveadm', '-c', conf, 'auth', 'test', 'u@example.test', 'x'],
+                              capture_output=True, text=True, timeout=60)
+    try:
+        yield auth_test
+    finally:
+        subprocess.run(['doveadm', '-c', conf, 'stop'], timeout=60)
+
+
+def test_dovecot_asks_the_next_server_when_one_is_down(pair, dovecot):
+    first, second = pair
+    assert dovecot().returncode == 0, dovecot()
+    _halt(first)
+    # Round robin: a query meets the stopped server's connection in turn,
+    # and is retried on the other.
+    for _ in range(3):
+        answer = dovecot()
+        assert answer.returncode == 0 and 'auth succeeded' in answer.stdout, answer
+    # (With both stopped a login waits for Dovecot's query timeout, 60 s,
+    # then fails: left out for the suite's time; one server cut from the
+    # template is the red case, seen.)
 
 
 def _domain(runner, port, hosts):
