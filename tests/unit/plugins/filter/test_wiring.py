@@ -1095,3 +1095,10 @@ def test_a_replica_without_the_primarys_tls_is_refused():
     # No TLS anywhere: no CA file, so the socket is read in clear too.
     assert result["hosts"]["mx1"]["options"]["postfix_db_ca_file"] == ""
     assert "localhost" not in result["hosts"]["mx1"]["options"]["tls_names"]
+
+
+def test_acme_on_a_replica_its_primarys_readers_reach_by_address_is_refused():
+    g, hv = inventory(**_with(BACKUP, hosts=dict(mx2={"tls_source": "acme"})),
+                      common=dict(PASSWORDS, mailstack_domain="example.test"))
+    errors = mail_wiring(g, hv)["errors"]
+    assert any(e.startswith("mx2: tls_source=acme on a database host") for e in errors), errors
