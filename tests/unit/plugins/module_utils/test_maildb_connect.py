@@ -86,17 +86,17 @@ def test_the_first_usable_server_in_the_lists_order(servers):
     table, made = servers
     table.update(db1=Server(), db2=Server())
     conn = maildb.connect(Module(login_host=['db1', 'db2']))
-    assert conn.where == 'db1' and [w for w, _ in made] == ['db1']
+    assert conn.where == 'db1' and [where for where, _kwargs in made] == ['db1']
 
 
 def test_a_refusing_server_is_passed_over(servers):
     table, made = servers
     table.update(db1=Server(refuse=REFUSED), db2=Server())
     conn = maildb.connect(Module(login_host=['db1', 'db2'], ca_cert='/etc/ca.crt'))
-    assert conn.where == 'db2' and [w for w, _ in made] == ['db1', 'db2']
+    assert conn.where == 'db2' and [where for where, _kwargs in made] == ['db1', 'db2']
     # The same options for each: port, TLS, database, autocommit off.
     assert all(kw['port'] == 3306 and kw['ssl'] == {'ca': '/etc/ca.crt'} and kw['database'] == 'mail'
-               and kw['autocommit'] is False for _, kw in made)
+               and kw['autocommit'] is False for _where, kw in made)
 
 
 @pytest.mark.parametrize("first, why", [
