@@ -2,13 +2,15 @@
 # Debian 12 packages the module tests (tests/integration) and `bench/run provision`
 # need on the host that runs them: MariaDB (mariadbd + mariadb-install-db, the
 # tests start their own throw-away server) and Dovecot (doveadm pw -t, the hash
-# compatibility check), rsync and OpenSSH (maildir_sync's tests and
+# compatibility check; with dovecot-mysql, the SQL connect line of the role's
+# template against two servers), Postfix's MySQL maps (postfix-mysql: postmap
+# queries the role's map file against two servers), rsync and OpenSSH (maildir_sync's tests and
 # `bench/run maildir_sync`; the tests run their own sshd on a loopback port), and
 # ShellCheck for ansible-test sanity. Idempotent: installs only what is missing,
 # and keeps the packages' services from starting (policy-rc.d) while installing.
 set -eu
 
-PACKAGES="mariadb-server mariadb-client dovecot-core rsync openssh-client openssh-server shellcheck"
+PACKAGES="mariadb-server mariadb-client dovecot-core dovecot-mysql postfix-mysql rsync openssh-client openssh-server shellcheck"
 
 missing=""
 for p in $PACKAGES; do

@@ -12,14 +12,6 @@ class ModuleDocFragment(object):
     # (mariadb_connection_spec in module_utils/maildb.py), written once.
     DOCUMENTATION = r'''
 options:
-  login_host:
-    description:
-      - Host of the MariaDB server, reached over TCP. Ignored when O(login_unix_socket) is set.
-      - When neither this nor O(login_unix_socket) is given, the mail database modules connect to
-        V(localhost) over TCP; M(mailops.mailstack.mariadb_replica) and
-        M(mailops.mailstack.mariadb_replica_info), which run on the replica host itself, to its
-        socket C(/run/mysqld/mysqld.sock) (Debian's).
-    type: str
   login_port:
     description:
       - TCP port of the server, with O(login_host).
@@ -51,6 +43,15 @@ options:
     # database to the connection: mailops.mailstack.maildb.mail_database.
     MAIL_DATABASE = r'''
 options:
+  login_host:
+    description:
+      - The MariaDB servers, reached over TCP, tried in this order; the module uses the first that
+        accepts the connection and takes writes, passing over one that refuses, is read-only (a
+        replica) or is a Galera node outside the primary component (C(wsrep_ready) not C(ON)). The
+        error names every server tried and why. One host may be given as a string.
+      - Ignored when O(login_unix_socket) is set. When neither is given, V(localhost) over TCP.
+    type: list
+    elements: str
   ca_cert:
     description:
       - Path to a CA certificate; when set the connection uses TLS and verifies the server
@@ -68,6 +69,18 @@ notes:
   - The mail schema must exist (M(mailops.mailstack.mail_schema) or the C(mail_database) role).
   - O(login_user) needs read and write access to the mail tables (and DDL rights for
     M(mailops.mailstack.mail_schema)).
+'''
+
+    # The one server of the replication modules, which run on the replica
+    # host: mailops.mailstack.maildb.replica_host.
+    REPLICA_HOST = r'''
+options:
+  login_host:
+    description:
+      - Host of the MariaDB server, reached over TCP. Ignored when O(login_unix_socket) is set.
+      - When neither this nor O(login_unix_socket) is given, the module connects to the replica host's
+        own socket C(/run/mysqld/mysqld.sock) (Debian's).
+    type: str
 '''
 
     # Attributes shared by the mail database modules; a module states only

@@ -60,9 +60,11 @@ def mariadb_connection_spec():
 
 
 def maildb_argument_spec():
-    """Options of every mail database module: the connection, TLS and the database (doc fragment maildb)."""
+    """Options of every mail database module: the connection (login_host a
+    list: connect tries each), TLS and the database (doc fragment maildb)."""
     spec = mariadb_connection_spec()
     spec.update(
+        login_host=dict(type='list', elements='str'),
         ca_cert=dict(type='path'),
         database=dict(type='str', default='mail', aliases=['login_db']),
     )
@@ -79,7 +81,9 @@ def require_pymysql(module):
 
 
 def connect(module, database=True):
-    """Open a PyMySQL connection from the module's shared options.
+    """Open a PyMySQL connection from the module's shared options: to the
+    socket, else to the first server of login_host (in its order) that
+    answers and takes writes (usable); the error names every server tried.
 
     autocommit is off: the caller commits once at the end or rolls back.
     """
@@ -94,20 +98,61 @@ def connect(module, database=True):
     )
     if database:
         kwargs['database'] = p['database']
-    host = DEFAULT_HOST if p['login_host'] is None else p['login_host']
-    if p['login_unix_socket']:
-        kwargs['unix_socket'] = p['login_unix_socket']
-    else:
-        kwargs['host'] = host
-        kwargs['port'] = p['login_port']
     if p['ca_cert']:
         kwargs['ssl'] = {'ca': p['ca_cert']}
+    if p['login_unix_socket']:
+        targets = [(p['login_unix_socket'], dict(unix_socket=p['login_unix_socket']))]
+    else:
+        targets = [('%s:%s' % (host, p['login_port']), dict(host=host, port=p['login_port']))
+                   for host in (p['login_host'] or [DEFAULT_HOST])]
+    conn, failures = first_usable(targets, kwargs)
+    if conn is None:
+        module.fail_json(msg='Cannot connect to the mail database %r as %r: %s'
+                         % (p['database'], p['login_user'], '; '.join(failures)))
+    return conn
+
+
+def first_usable(targets, kwargs):
+    """(connection, failures): the first of targets ((where, connect args))
+    that connects and is usable, and why each one before it was passed over."""
+    failures = []
+    for where, target in targets:
+        args = dict(kwargs, **target)
+        try:
+            conn = pymysql.connect(**args)
+        except pymysql.err.MySQLError as e:
+            failures.append('%s: %s' % (where, db_error_text(e)))
+            continue
+        why = unusable(conn)
+        if why is None:
+            return conn, failures
+        conn.close()
+        failures.append('%s: %s' % (where, why))
+    return None, failures
+
+
+def unusable(conn):
+    """Why a server that took the connection cannot serve the modules, which
+    write: a Galera node outside the primary component (wsrep_ready OFF:
+    every query would fail with 1047), a read-only server (a replica); None
+    when it can."""
     try:
-        return pymysql.connect(**kwargs)
+        # A server without Galera reports wsrep_ready OFF too (wsrep_on OFF).
+        if _setting(conn, 'SHOW GLOBAL VARIABLES', 'wsrep_on') == 'ON':
+            ready = _setting(conn, 'SHOW GLOBAL STATUS', 'wsrep_ready')
+            if ready != 'ON':
+                return 'not ready (Galera: wsrep_ready is %s)' % ready
+        if int(query(conn, 'SELECT @@global.read_only')[0][0]):
+            return 'read-only (a replica takes no writes)'
     except pymysql.err.MySQLError as e:
-        where = p['login_unix_socket'] or '%s:%s' % (host, p['login_port'])
-        module.fail_json(msg='Cannot connect to the mail database %r at %s as %r: %s'
-                         % (p['database'], where, p['login_user'], db_error_text(e)))
+        return db_error_text(e)
+    return None
+
+
+def _setting(conn, show, name):
+    """A variable's or a status's value, upper case; None when the server has none."""
+    rows = query(conn, show + ' LIKE %s', (name,))
+    return str(rows[0][1]).upper() if rows else None
 
 
 def query(conn, sql, args=()):

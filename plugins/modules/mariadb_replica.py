@@ -131,6 +131,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mailops.mailstack.maildb
+  - mailops.mailstack.maildb.replica_host
   - mailops.mailstack.mariadb_replica
   - mailops.mailstack.mariadb_replica.primary
   - mailops.mailstack.maildb.attributes

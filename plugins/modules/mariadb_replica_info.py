@@ -37,6 +37,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mailops.mailstack.read_only
   - mailops.mailstack.maildb
+  - mailops.mailstack.maildb.replica_host
   - mailops.mailstack.mariadb_replica
 seealso:
   - module: mailops.mailstack.mariadb_replica

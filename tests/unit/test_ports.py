@@ -63,9 +63,10 @@ def site(request):
 def _database(site, host, roles):
     """Postfix's and Dovecot's maps, a replica's replication."""
     value = functools.partial(site.value, host)
-    for role, option in (("postfix", "postfix_db_host"), ("dovecot", "dovecot_db_host")):
-        if role in roles and value(option) != "localhost":
-            yield value(option), DATABASE_PORT, option
+    for role, option in (("postfix", "postfix_db_hosts"), ("dovecot", "dovecot_db_hosts")):
+        for server in (value(option) if role in roles else []):
+            if server != "localhost":
+                yield server, DATABASE_PORT, option
     if "mail_database" in roles and value("mail_database_mode") == "replica":
         yield value("mail_database_primary"), DATABASE_PORT, "mail_database_primary"
 
@@ -204,11 +205,13 @@ def test_nfs_shared_ports():
 
 def test_backup_mx_ports():
     site = Site("backup_mx")
-    # The replica on the backup replicates from the primary; the backup's
+    # The replica on the backup replicates from the primary (and the
+    # backup's Postfix reads it while its replica is down); the backup's
     # mirror logs in over SSH.
     assert opened(site, "mx1")[(3306, "tcp")] == ["mx2"]
     assert [item["peers"] for item in site.hosts["mx1"]["listens"] if item["port"] == 22] == [["controller"], ["mx2"]]
-    assert opened(site, "mx2") == {(25, "tcp"): ["internet"]}
+    # The replica answers the primary's lookups while the primary's server is down.
+    assert opened(site, "mx2") == {(25, "tcp"): ["internet"], (3306, "tcp"): ["mx1"]}
 
 
 def test_single_ports():

@@ -108,3 +108,11 @@ def unique(items):
         if item and item not in seen:
             seen.append(item)
     return seen
+
+
+def removed_option(host, inventory, old, new):
+    """An option a release removed, still set in the inventory: refused,
+    naming its successor (its value would be silently ignored)."""
+    if inventory.is_set(host, old):
+        inventory.errors.append('%s: %s was removed (see the changelog): set %s, a list of the database servers in '
+                                'the order to try them, or leave it to the wiring' % (host, old, new))

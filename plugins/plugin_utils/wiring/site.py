@@ -23,6 +23,9 @@ SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 # The groups whose hosts read the mail database (Postfix, Dovecot; Roundcube
 # keeps its own database on the same server).
 DATABASE_READER_GROUPS = ('mail_mx', 'mail_smtp', 'mail_store', 'mail_proxy', 'mail_webmail')
+# The groups whose hosts look users up (Postfix, Dovecot): each lists every
+# server of the database, replicas too (db_hosts_for).
+LOOKUP_GROUPS = ('mail_mx', 'mail_backup_mx', 'mail_smtp', 'mail_store', 'mail_proxy')
 
 
 def webmail_names(domain):
@@ -78,16 +81,40 @@ class Site(object):
         host_domains = self.domains(host)
         return host_domains[0].name if host_domains else None
 
-    def db_host_seen_from(self, host):
-        """A database host (primary or replica: a backup MX reads its own
-        replica) uses the local socket; others reach the primary."""
-        if host in self.db_hosts or self.primary_db is None:
-            return 'localhost'
-        return self.inventory.reach(self.primary_db, 'the mail database primary, read by %s' % host)
+    def db_hosts_for(self, host):
+        """The database servers host's readers (Postfix, Dovecot, the
+        modules of the playbooks) list, in order: its own server first
+        (localhost: Postfix tries the socket before any TCP host), then the
+        primary, then the replicas: lookups go on while the primary is down."""
+        if self.primary_db is None:
+            return ['localhost']
+        hosts = ['localhost'] if host in self.db_hosts else []
+        for server in [self.primary_db] + self.replicas:
+            if server != host:
+                hosts.append(self.inventory.reach(server, 'a mail database server read by %s' % host))
+        return hosts
 
     def db_ca_file(self, host):
-        """Verify the primary's certificate when host reads it over the network."""
-        return SYSTEM_CA_BUNDLE if self.primary_tls and self.db_host_seen_from(host) != 'localhost' else ''
+        """Verify the servers' certificates when host reads one over the
+        network. One setting covers every entry of the list, its own socket
+        too (its server's certificate then names localhost: tls wiring)."""
+        return SYSTEM_CA_BUNDLE if self.primary_tls and self.db_hosts_for(host) != ['localhost'] else ''
+
+    def db_server_remote(self, host):
+        """host is a database server that other hosts read or replicate."""
+        return self.primary_remote if host == self.primary_db else host in self.replicas and self.replica_remote(host)
+
+    def db_reads_own_with_tls(self, host):
+        """host looks users up in its own server with the TLS settings its
+        list needs for the others: the socket connection verifies the name
+        localhost, which its server's certificate must then carry."""
+        return (host in self.db_hosts and any(host in self.groups[g] for g in LOOKUP_GROUPS)
+                and bool(self.db_ca_file(host)))
+
+    def replica_remote(self, replica):
+        """Another host reads replica: a reader of the database that is not
+        replica itself (every reader lists every replica)."""
+        return any(h != replica for group in LOOKUP_GROUPS for h in self.groups[group])
 
     def is_acme(self, host):
         return self.inventory.optional(host, 'tls_source') == 'acme'

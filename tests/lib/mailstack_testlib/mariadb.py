@@ -58,9 +58,11 @@ def _free_port():
 
 
 class MariaDB(object):
-    """A mariadbd in a temporary directory."""
+    """A mariadbd in a temporary directory, on 127.0.0.1 and a free port
+    unless bind and port say otherwise (several servers on one port, each on
+    its own loopback address, for the modules' list of hosts)."""
 
-    def __init__(self):
+    def __init__(self, bind='127.0.0.1', port=None):
         self.mariadbd = _which('mariadbd') or _which('mysqld')
         self.install_db = _which('mariadb-install-db') or _which('mysql_install_db')
         if not (self.mariadbd and self.install_db and pymysql):
@@ -71,7 +73,8 @@ class MariaDB(object):
         self.datadir = os.path.join(self.tmp, 'data')
         self.socket = os.path.join(self.tmp, 'mysqld.sock')
         self.log = os.path.join(self.tmp, 'mysqld.log')
-        self.port = _free_port()
+        self.bind = bind
+        self.port = port or _free_port()
         self.proc = None
 
     def _user_args(self):
@@ -87,7 +90,7 @@ class MariaDB(object):
             with open(os.path.join(self.tmp, 'install.log')) as f:
                 pytest.fail('mariadb-install-db failed:\n' + f.read()[-3000:])
         cmd = [self.mariadbd, '--no-defaults', '--datadir=' + self.datadir, '--socket=' + self.socket,
-               '--port=%d' % self.port, '--bind-address=127.0.0.1', '--skip-networking=0',
+               '--port=%d' % self.port, '--bind-address=' + self.bind, '--skip-networking=0',
                '--pid-file=' + os.path.join(self.tmp, 'mysqld.pid'), '--log-error=' + self.log,
                '--skip-name-resolve', '--innodb-buffer-pool-size=256M', '--innodb-log-file-size=256M',
                '--innodb-flush-log-at-trx-commit=2', '--max-connections=50',

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.addresses import host_network
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import (
-    INTERNET, effective, listen, role_wiring, unique)
+    INTERNET, effective, listen, removed_option, role_wiring, unique)
 
 
 def _networks_of(hosts, inventory, why):
@@ -78,11 +78,12 @@ def dovecot_options(host, site, inventory):
     local_postfix = host.name in site.groups['mail_mx']
     options = {
         'dovecot_mode': 'proxy' if proxy else 'store',
-        'dovecot_db_host': site.db_host_seen_from(host.name),
+        'dovecot_db_hosts': site.db_hosts_for(host.name),
         'dovecot_db_ca_file': site.db_ca_file(host.name),
         'dovecot_postfix_local': local_postfix,
         'dovecot_quota_status': local_postfix and not site.nfs,
     }
+    removed_option(host.name, inventory, 'dovecot_db_host', 'dovecot_db_hosts')
     if local_postfix and not site.nfs:
         options['dovecot_quota_status_listen'] = '127.0.0.1'
     if site.nfs and not proxy:

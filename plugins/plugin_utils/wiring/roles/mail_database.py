@@ -14,17 +14,25 @@ from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.site impo
 
 LOCAL = ['localhost', '127.0.0.1']
 
-# Who reads the primary over the network, by service: the hosts of these
-# groups that are no database host.
-READERS = (('postfix', ('mail_mx', 'mail_smtp')), ('dovecot', ('mail_store', 'mail_proxy')))
+# Who reads a database server over the network, by service: the hosts of
+# these groups other than the server's own (each lists every server:
+# site.db_hosts_for).
+READERS = (('postfix', ('mail_mx', 'mail_backup_mx', 'mail_smtp')), ('dovecot', ('mail_store', 'mail_proxy')))
 
 
-def _readers(site, inventory, service_groups):
+def _readers(site, inventory, service_groups, server):
     readers = []
     for other in sorted(set(h for group in service_groups for h in site.groups[group])):
-        if other not in site.db_hosts:
+        if other != server:
             readers.extend(inventory.known(other, 'a reader of the database'))
     return unique(readers)
+
+
+def _reader_accounts(site, inventory, server):
+    """The hosts of the read-only accounts of server: loopback, and every
+    address of every other host that reads the database."""
+    return dict(('mail_database_%s_hosts' % service, LOCAL + _readers(site, inventory, groups, server))
+                for service, groups in READERS)
 
 
 def _mailbox_servers(site, inventory):
@@ -42,14 +50,12 @@ def _mailbox_servers(site, inventory):
 
 def _primary_options(site, inventory):
     """Who reads the primary over the network: the replicas, and Postfix and
-    Dovecot on hosts that are no database host (a replica serves only its own host)."""
-    readers = dict((service, _readers(site, inventory, groups)) for service, groups in READERS)
+    Dovecot on every other host."""
     options = {
         'mail_database_bind_address': '*' if site.primary_remote else '127.0.0.1',
         'mail_database_tls': site.primary_remote,
-        'mail_database_postfix_hosts': LOCAL + readers['postfix'],
-        'mail_database_dovecot_hosts': LOCAL + readers['dovecot'],
     }
+    options.update(_reader_accounts(site, inventory, site.primary_db))
     if site.sharded or site.nfs:
         options.update(_mailbox_servers(site, inventory))
     if site.groups['mail_webmail']:
@@ -66,8 +72,20 @@ def _primary_options(site, inventory):
 
 
 def _replica_options(host, site, inventory):
-    options = {'mail_database_bind_address': '127.0.0.1', 'mail_database_tls': False,
-               'mail_database_postfix_hosts': list(LOCAL), 'mail_database_dovecot_hosts': list(LOCAL)}
+    """A replica answers the lookups of every reader while the primary is
+    down: it serves them as the primary does, over TLS when the primary does
+    (one TLS setting covers a reader's whole list)."""
+    remote = site.replica_remote(host.name)
+    options = {'mail_database_bind_address': '*' if remote else '127.0.0.1',
+               'mail_database_tls': site.primary_tls and remote}
+    options.update(_reader_accounts(site, inventory, host.name) if remote else
+                   {'mail_database_postfix_hosts': list(LOCAL), 'mail_database_dovecot_hosts': list(LOCAL)})
+    if remote and inventory.is_set(host.name, 'mail_database_tls') and \
+            bool(inventory.get(host.name, 'mail_database_tls')) != site.primary_tls:
+        inventory.errors.append('%s: mail_database_tls is %s but the primary %s serves %s: the readers list both '
+                                'servers with one TLS setting (set it alike on both)' % (
+                                    host.name, bool(inventory.get(host.name, 'mail_database_tls')),
+                                    site.primary_db, 'TLS' if site.primary_tls else 'no TLS'))
     if site.primary_db:
         options['mail_database_primary'] = inventory.reach(site.primary_db, 'the primary that %s replicates' % host.name)
         options['mail_database_primary_ca_file'] = SYSTEM_CA_BUNDLE if site.primary_tls else ''
@@ -105,20 +123,28 @@ def mail_database_requires(host, site, inventory, options):
     return required
 
 
-def database_peers(site):
-    """Who connects to the primary: the readers of READERS that are no
-    database host (a shard's mailbox moves use the same host), and the replicas."""
+def database_peers(site, server=None):
+    """Who connects to server (default: the primary): every reader of READERS
+    but the server's own host (a shard's mailbox moves use the same host),
+    and, to the primary, the replicas."""
+    server = server or site.primary_db
     readers = sorted(set(h for _service, groups in READERS for group in groups for h in site.groups[group]))
-    return [h for h in readers if h not in site.db_hosts] + list(site.replicas)
+    replicas = [r for r in site.replicas if r not in readers] if server == site.primary_db else []
+    return [h for h in readers if h != server] + replicas
 
 
 def mail_database_listens(host, site, inventory, options):
-    if host.name != site.primary_db or not site.primary_remote:
+    if host.name == site.primary_db and site.primary_remote:
+        uses = ['Postfix and Dovecot lookups'] + (['mailbox moves'] if site.sharded else []) + (
+            ['replication'] if site.replicas else [])
+    elif host.name in site.replicas and site.replica_remote(host.name):
+        uses = ['Postfix and Dovecot lookups of the other hosts']
+    else:
         return []
-    uses = ['Postfix and Dovecot lookups'] + (['mailbox moves'] if site.sharded else []) + (
-        ['replication'] if site.replicas else [])
     return [listen(effective(host, inventory, options, 'mail_database_port'), 'tcp',
-                   'MariaDB over TLS: the mail database (%s)' % ', '.join(uses), database_peers(site))]
+                   'MariaDB%s: the mail database (%s)' % (
+                       ' over TLS' if effective(host, inventory, options, 'mail_database_tls') else '',
+                       ', '.join(uses)), database_peers(site, host.name))]
 
 
 WIRING = role_wiring('mail_database', ('mail_db', 'mail_db_replica'), mail_database_options,

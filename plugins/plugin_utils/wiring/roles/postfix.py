@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.addresses import host_network
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.role import (
-    INTERNET, effective, listen, role_wiring)
+    INTERNET, effective, listen, removed_option, role_wiring)
 
 
 def _mode(host, site):
@@ -84,8 +84,9 @@ def postfix_options(host, site, inventory):
     options = {'postfix_mode': _mode(host, site)}
     if host.fqdn:
         options['postfix_myhostname'] = host.fqdn
-    options['postfix_db_host'] = site.db_host_seen_from(host.name)
+    options['postfix_db_hosts'] = site.db_hosts_for(host.name)
     options['postfix_db_ca_file'] = site.db_ca_file(host.name)
+    removed_option(host.name, inventory, 'postfix_db_host', 'postfix_db_hosts')
     if options['postfix_mode'] == 'backup_relay':
         options.update(_backup_relay(host, site, inventory))
         return options

@@ -45,10 +45,14 @@ def _names(host, site, inventory, acme):
     if name in groups['mail_webmail']:
         # Each domain's MTA-STS policy is served under its own name.
         names.extend('mta-sts.%s' % each for each in host.mta_sts)
-    if name == site.primary_db and site.primary_remote:
+    if site.db_server_remote(name):
         # The address its readers and replicas connect to, which they
         # verify against the certificate.
-        names.append(inventory.reach(name, 'the mail database primary, read over TLS'))
+        names.append(inventory.reach(name, 'a mail database server, read over TLS'))
+    if site.db_reads_own_with_tls(name):
+        # Its own Postfix and Dovecot reach it by the socket with the TLS
+        # settings of their whole list: the client then checks this name.
+        names.append('localhost')
     return unique(names)
 
 
@@ -56,7 +60,7 @@ def _check_acme(host, site, inventory):
     if not host.fqdn:
         inventory.errors.append('%s: tls_source=acme needs mailstack_domain: the certificate names %s.<domain>'
                                 % (host.name, host.name))
-    if host.name in site.db_hosts and site.primary_remote:
+    if site.db_server_remote(host.name):
         inventory.errors.append('%s: tls_source=acme on a database host whose database is read or replicated over '
                                 'the network: its readers connect by address, which an ACME certificate does not '
                                 'name; give it lab_ca or provided' % host.name)

@@ -79,7 +79,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "tls_ca_host": "mx1",
         "postfix_mode": "mailbox",
         "postfix_myhostname": "mx1.example.test",
-        "postfix_db_host": "localhost",
+        "postfix_db_hosts": ["localhost"],
         "postfix_db_ca_file": "",
         "postfix_milters": ["inet:127.0.0.1:8891", "inet:127.0.0.1:8893"],
         "postfix_quota_policy": "inet:127.0.0.1:12340",
@@ -89,7 +89,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "postfix_content_filter_port": 10024,
         "postfix_content_filter_concurrency": 8,  # two per core of filter1 (4)
         "dovecot_mode": "store",
-        "dovecot_db_host": "localhost",
+        "dovecot_db_hosts": ["localhost"],
         "dovecot_db_ca_file": "",
         "dovecot_postfix_local": True,
         "dovecot_quota_status": True,
@@ -178,7 +178,7 @@ def test_single_with_the_database_on_another_host():
     assert db["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1", "10.0.0.1", "fd00::1"]
     assert db["mail_database_dovecot_hosts"] == ["localhost", "127.0.0.1", "10.0.0.1", "fd00::1"]
     assert "mail_database_replication_hosts" not in db
-    assert (mx["postfix_db_host"], mx["dovecot_db_host"]) == ("10.0.0.5", "10.0.0.5")
+    assert mx["postfix_db_hosts"] == mx["dovecot_db_hosts"] == ["10.0.0.5"]
     assert "postfix_db_password" not in hosts["db1"]["copies"]
     # Read over the network: over TLS, the readers verifying the address
     # they connect to against the certificate.
@@ -337,11 +337,16 @@ def test_backup_mx():
     assert mx1["mail_database_bind_address"] == "*"
     assert mx1["mail_database_replication_hosts"] == ["10.0.0.2"]
     # Replicated over TLS: the primary's certificate names the address the
-    # replica connects to; its local readers use the socket.
+    # replica connects to. Its own readers use the socket first, then the
+    # replica (lookups go on while the primary's server is down), with one
+    # TLS setting for both: the socket's name, localhost, is in it too.
     assert mx1["mail_database_tls"] is True
-    assert mx1["tls_names"] == ["mx1", "mx1.example.test", "10.0.0.1"]
-    assert mx1["postfix_db_ca_file"] == mx1["dovecot_db_ca_file"] == ""
-    assert mx1["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1"]
+    assert mx1["tls_names"] == ["mx1", "mx1.example.test", "10.0.0.1", "localhost"]
+    assert mx1["postfix_db_hosts"] == mx1["dovecot_db_hosts"] == ["localhost", "10.0.0.2"]
+    assert mx1["postfix_db_ca_file"] == mx1["dovecot_db_ca_file"] == "/etc/ssl/certs/ca-certificates.crt"
+    # The backup's Postfix reads the primary while its own replica is down.
+    assert mx1["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1", "10.0.0.2"]
+    assert mx1["mail_database_dovecot_hosts"] == ["localhost", "127.0.0.1"]
     assert mx1["postfix_mode"] == "mailbox" and mx1["postfix_content_filter"] is False
     # The primary does not judge by SPF and DMARC what the backup MX relays to it.
     assert mx1["dmarc_ignore_hosts"] == ["127.0.0.1", "::1", "10.0.0.2"]
@@ -350,19 +355,23 @@ def test_backup_mx():
         "mail_database_server_id": 2,
         "mail_database_binlog": True,
         "mail_database_primary": "10.0.0.1",
-        "mail_database_bind_address": "127.0.0.1",
-        "mail_database_postfix_hosts": ["localhost", "127.0.0.1"],
-        "mail_database_dovecot_hosts": ["localhost", "127.0.0.1"],
-        "mail_database_tls": False,
+        # The replica answers the primary's Postfix and Dovecot while the
+        # primary's server is down: on the network, over TLS, with their
+        # accounts; its certificate names its address (and localhost, for
+        # its own Postfix).
+        "mail_database_bind_address": "*",
+        "mail_database_postfix_hosts": ["localhost", "127.0.0.1", "10.0.0.1"],
+        "mail_database_dovecot_hosts": ["localhost", "127.0.0.1", "10.0.0.1"],
+        "mail_database_tls": True,
         "mail_database_primary_ca_file": "/etc/ssl/certs/ca-certificates.crt",
-        "tls_names": ["mx2", "mx2.example.test"],
+        "tls_names": ["mx2", "mx2.example.test", "10.0.0.2", "localhost"],
         # Signed by the CA on the primary.
         "tls_ca_host": "mx1",
         "postfix_mode": "backup_relay",
         "postfix_myhostname": "mx2.example.test",
-        # The backup reads its own replica.
-        "postfix_db_host": "localhost",
-        "postfix_db_ca_file": "",
+        # The backup reads its own replica, then the primary.
+        "postfix_db_hosts": ["localhost", "10.0.0.1"],
+        "postfix_db_ca_file": "/etc/ssl/certs/ca-certificates.crt",
         "postfix_relay_to": "[10.0.0.1]:25",
         "backup_mx_primary": "mx1",
         "backup_mx_primary_address": "10.0.0.1",
@@ -411,7 +420,7 @@ def test_sharded():
     # Each SMTP host signs submitted mail with its own keys.
     assert smtp1["dkim_domains"] == ["example.test"]
     assert smtp1["postfix_milters"] == ["inet:127.0.0.1:8891", "inet:127.0.0.1:8893"]
-    assert smtp1["postfix_db_host"] == "10.0.0.53"
+    assert smtp1["postfix_db_hosts"] == ["10.0.0.53"]
     assert smtp1["postfix_shard_lmtp_port"] == 24
     assert smtp1["postfix_sasl_path"] == "inet:10.0.0.31:12345"
     assert smtp1["postfix_quota_policy"] == ""
@@ -527,7 +536,7 @@ def test_a_malformed_address_is_refused_naming_host_and_option(host, option, val
     # Each host checks its own options (site.yml's pre-flight, with the
     # values resolved on that host); mailstack_address, which every host
     # reads, is checked by the wiring too.
-    assert mail_address_errors({option: value, "postfix_db_host": "not checked"}, host) == [message]
+    assert mail_address_errors({option: value, "postfix_db_hosts": ["not checked"]}, host) == [message]
     if option == "mailstack_address":
         hosts = dict(SINGLE_WITH_FILTER_HOST["hosts"])
         hosts[host] = dict(hosts[host], **{option: value})
@@ -607,7 +616,7 @@ def test_nfs_shared():
     # Postfix routes each recipient to the LMTP of the pinned server; no
     # quota-status on NFS (Dovecot's NFS page).
     assert (ms1["postfix_mode"], ms1["postfix_shard_lmtp_port"], ms1["postfix_quota_policy"]) == ("router", 24, "")
-    assert ms1["postfix_db_host"] == "10.0.0.53"
+    assert ms1["postfix_db_hosts"] == ["10.0.0.53"]
     # Dovecot: the mail root on the store, NFS settings, pinned logins and
     # deliveries, the other server trusted to proxy.
     assert {k: ms1[k] for k in ("dovecot_mode", "dovecot_mail_root", "dovecot_shared_storage",
@@ -988,3 +997,112 @@ def test_a_dotted_name_without_a_mail_domain_is_left_alone():
     result = mail_wiring(g, hv)
     assert result["errors"] == []
     assert "postfix_myhostname" not in result["hosts"]["mx1.example.org"]["options"]
+
+
+def _with(topology, groups=None, hosts=None):
+    """topology (a table above) with groups and host variables added."""
+    g = dict(topology["groups"], **(groups or {}))
+    h = dict(topology["hosts"])
+    for name, values in (hosts or {}).items():
+        h[name] = dict(h.get(name, {}), **values)
+    return dict(groups=g, hosts=h)
+
+
+def _db_lists(hosts):
+    """{host: (postfix_db_hosts, dovecot_db_hosts)} of the hosts that read the database."""
+    return dict((name, (h["options"].get("postfix_db_hosts"), h["options"].get("dovecot_db_hosts")))
+                for name, h in sorted(hosts.items())
+                if "postfix_db_hosts" in h["options"] or "dovecot_db_hosts" in h["options"])
+
+
+SINGLE_DB_ELSEWHERE = dict(groups=dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
+                           hosts=dict(mx1={"ansible_facts": facts("10.0.0.1")},
+                                      db1={"ansible_facts": facts("10.0.0.5")}))
+SHARDED_WITH_REPLICA = _with(SHARDED, groups=dict(mail_db_replica=["db2"]),
+                             hosts=dict(db2={"ansible_facts": facts("10.0.0.54")}))
+NFS_WITH_REPLICA_ON_A_SERVER = _with(NFS_SHARED, groups=dict(mail_db_replica=["ms2"]))
+
+
+@pytest.mark.parametrize("topology, expected", [
+    # The own server (the socket) first, then the primary, then the replicas.
+    (SINGLE_WITH_FILTER_HOST, {"mx1": (["localhost"], ["localhost"])}),
+    (SINGLE_DB_ELSEWHERE, {"mx1": (["10.0.0.5"], ["10.0.0.5"])}),
+    (BACKUP, {"mx1": (["localhost", "10.0.0.2"], ["localhost", "10.0.0.2"]), "mx2": (["localhost", "10.0.0.1"], None)}),
+    (SHARDED, {"smtp1": (["10.0.0.53"], None), "smtp2": (["10.0.0.53"], None), "proxy1": (None, ["10.0.0.53"]),
+               "ms1": (None, ["10.0.0.53"]), "ms2": (None, ["10.0.0.53"])}),
+    (SHARDED_WITH_REPLICA, {"smtp1": (["10.0.0.53", "10.0.0.54"], None), "smtp2": (["10.0.0.53", "10.0.0.54"], None),
+                            "proxy1": (None, ["10.0.0.53", "10.0.0.54"]), "ms1": (None, ["10.0.0.53", "10.0.0.54"]),
+                            "ms2": (None, ["10.0.0.53", "10.0.0.54"])}),
+    (NFS_SHARED, {"ms1": (["10.0.0.53"], ["10.0.0.53"]), "ms2": (["10.0.0.53"], ["10.0.0.53"])}),
+    (NFS_WITH_REPLICA_ON_A_SERVER, {"ms1": (["10.0.0.53", "10.0.0.203"], ["10.0.0.53", "10.0.0.203"]),
+                                    "ms2": (["localhost", "10.0.0.53"], ["localhost", "10.0.0.53"])}),
+], ids=["single", "single-db-elsewhere", "backup_mx", "sharded", "sharded-replica", "nfs_shared", "nfs-replica"])
+def test_every_reader_lists_its_own_server_the_primary_then_the_replicas(topology, expected):
+    assert _db_lists(wired(**topology)) == expected
+
+
+def test_a_replica_serves_the_readers_of_every_other_host_over_tls():
+    hosts = wired(**SHARDED_WITH_REPLICA)
+    db2 = hosts["db2"]["options"]
+    assert (db2["mail_database_mode"], db2["mail_database_bind_address"], db2["mail_database_tls"]) == \
+        ("replica", "*", True)
+    assert db2["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1", "10.0.0.21", "10.0.0.22"]
+    assert db2["mail_database_dovecot_hosts"] == ["localhost", "127.0.0.1", "10.0.0.41", "10.0.0.42",
+                                                  "10.0.0.31", "fd00::31"]
+    # Its readers verify the address they reach it at; it runs no reader of
+    # its own: no localhost in its certificate.
+    assert db2["tls_names"] == ["db2", "db2.example.test", "10.0.0.54"]
+    assert hosts["smtp1"]["options"]["postfix_db_ca_file"] == "/etc/ssl/certs/ca-certificates.crt"
+    # It listens to exactly the readers.
+    (mariadb,) = [item for item in hosts["db2"]["listens"] if item["port"] == 3306]
+    assert mariadb["peers"] == ["ms1", "ms2", "proxy1", "smtp1", "smtp2"]
+    # The primary: the same readers, and the replica.
+    (mariadb,) = [item for item in hosts["ns1"]["listens"] if item["port"] == 3306]
+    assert mariadb["peers"] == ["ms1", "ms2", "proxy1", "smtp1", "smtp2", "db2"]
+
+
+def test_a_replica_on_a_mail_server_reads_itself_first_and_names_localhost():
+    hosts = wired(**NFS_WITH_REPLICA_ON_A_SERVER)
+    ms2 = hosts["ms2"]["options"]
+    assert ms2["mail_database_tls"] is True and ms2["tls_names"][-2:] == ["10.0.0.203", "localhost"]
+    # ms1 reads it too; the primary takes ms2's lookups while ms2's server is down.
+    assert ms2["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1", "10.0.0.202"]
+    assert hosts["ns1"]["options"]["mail_database_postfix_hosts"] == [
+        "localhost", "127.0.0.1", "10.0.0.202", "10.0.0.203", "fd00::203"]
+
+
+def test_the_inventorys_list_wins():
+    hosts = wired(**_with(BACKUP, hosts=dict(mx1={"postfix_db_hosts": ["localhost"]})))
+    mx1 = hosts["mx1"]["options"]
+    assert "postfix_db_hosts" not in mx1 and mx1["dovecot_db_hosts"] == ["localhost", "10.0.0.2"]
+
+
+@pytest.mark.parametrize("host, old, new", [("mx1", "postfix_db_host", "postfix_db_hosts"),
+                                            ("mx1", "dovecot_db_host", "dovecot_db_hosts"),
+                                            ("mx2", "postfix_db_host", "postfix_db_hosts")])
+def test_the_removed_single_host_options_are_refused_naming_their_successor(host, old, new):
+    g, hv = inventory(**_with(BACKUP, hosts={host: {old: "10.0.0.9"}}),
+                      common=dict(PASSWORDS, mailstack_domain="example.test"))
+    assert "%s: %s was removed (see the changelog): set %s, a list of the database servers in the order to try " \
+        "them, or leave it to the wiring" % (host, old, new) in mail_wiring(g, hv)["errors"]
+
+
+def test_a_replica_without_the_primarys_tls_is_refused():
+    g, hv = inventory(**_with(BACKUP, hosts=dict(mx2={"mail_database_tls": False})),
+                      common=dict(PASSWORDS, mailstack_domain="example.test"))
+    assert "mx2: mail_database_tls is False but the primary mx1 serves TLS: the readers list both servers with one " \
+        "TLS setting (set it alike on both)" in mail_wiring(g, hv)["errors"]
+    g, hv = inventory(**_with(BACKUP, hosts=dict(mx1={"mail_database_tls": False}, mx2={"mail_database_tls": False})),
+                      common=dict(PASSWORDS, mailstack_domain="example.test"))
+    result = mail_wiring(g, hv)
+    assert result["errors"] == []
+    # No TLS anywhere: no CA file, so the socket is read in clear too.
+    assert result["hosts"]["mx1"]["options"]["postfix_db_ca_file"] == ""
+    assert "localhost" not in result["hosts"]["mx1"]["options"]["tls_names"]
+
+
+def test_acme_on_a_replica_its_primarys_readers_reach_by_address_is_refused():
+    g, hv = inventory(**_with(BACKUP, hosts=dict(mx2={"tls_source": "acme"})),
+                      common=dict(PASSWORDS, mailstack_domain="example.test"))
+    errors = mail_wiring(g, hv)["errors"]
+    assert any(e.startswith("mx2: tls_source=acme on a database host") for e in errors), errors
