@@ -38,24 +38,31 @@ def _role_task(name):
     raise AssertionError('no task %r in the mail_database role' % name)
 
 
-def _apply_role_accounts(server, tmp_path):
-    """Runs the role's account task with the moves' account the only one
-    made (for 127.0.0.1); the PLAY RECAP's changed count."""
+def _run_role_tasks(server, tmp_path, names, **settings):
+    """Runs the role's tasks of those names, with the role's defaults and
+    vars, every account's hosts empty but those settings give; the PLAY
+    RECAP's changed count."""
     play = [{'hosts': 'localhost', 'gather_facts': False, 'connection': 'local',
              'vars_files': [os.path.join(ROLE, 'defaults', 'main.yml'), os.path.join(ROLE, 'vars', 'main.yml')],
-             'tasks': [_role_task(TASK)]}]
-    settings = {'mail_database__socket': server.socket, 'mail_database_mode': 'primary', 'mail_database_tls': False,
-                'mail_database_name': DB_NAME, 'mail_database_mover_hosts': ['127.0.0.1'],
-                'mail_database_mover_password': PASSWORD}
-    for account in ('admin', 'postfix', 'dovecot', 'roundcube'):
-        settings.update({'mail_database_%s_hosts' % account: [], 'mail_database_%s_password' % account: 'unused'})
+             'tasks': [_role_task(name) for name in names]}]
+    extra = {'mail_database__socket': server.socket, 'mail_database_mode': 'primary', 'mail_database_tls': False,
+             'mail_database_name': DB_NAME, 'mail_database_mover_password': PASSWORD}
+    for account in ('admin', 'mover', 'postfix', 'dovecot', 'roundcube'):
+        extra.update({'mail_database_%s_hosts' % account: [], 'mail_database_%s_password' % account: 'unused'})
+    extra.update(settings)
     (tmp_path / 'play.yml').write_text(yaml.safe_dump(play))
-    (tmp_path / 'settings.json').write_text(json.dumps(settings))
+    (tmp_path / 'settings.json').write_text(json.dumps(extra))
     proc = playbook('-i', 'localhost,', '-e', '@' + str(tmp_path / 'settings.json'), str(tmp_path / 'play.yml'),
                     env=ansible_env(ANSIBLE_LOCALHOST_WARNING='False', ANSIBLE_PYTHON_INTERPRETER=sys.executable),
                     cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:]
     return int(recap(proc.stdout, 'localhost')['changed'])
+
+
+def _apply_role_accounts(server, tmp_path):
+    """The role's account task with the moves' account the only one made (for 127.0.0.1)."""
+    return _run_role_tasks(server, tmp_path, [TASK], mail_database_mover_hosts=['127.0.0.1'],
+                           mail_database_mover_password=PASSWORD)
 
 
 @pytest.fixture(scope='module')
@@ -128,3 +135,29 @@ def test_the_moves_account_is_refused_what_a_move_does_not_do(mover, sql, code):
         with mover.conn.cursor() as cur:
             cur.execute(sql)
     assert refused.value.args[0] == code, refused.value.args
+
+
+def _accounts(server, users):
+    root = server.root()
+    with root.cursor() as cur:
+        cur.execute('SELECT User, Host FROM mysql.user WHERE User IN %s ORDER BY User, Host', (users,))
+        found = [tuple(row) for row in cur.fetchall()]
+    root.close()
+    return found
+
+
+def test_write_accounts_of_hosts_no_longer_listed_are_dropped(mover_account, mariadb, tmp_path):
+    """A shard's provisioning account from an earlier wiring, and a moves'
+    account of a shard that left, go; the listed ones stay (the test
+    server's own mailadmin included)."""
+    root = mariadb.root()
+    with root.cursor() as cur:
+        for user, host in (('mailadmin', '10.9.9.41'), (MOVER, '10.9.9.42')):
+            cur.execute("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY 'x'" % (user, host))
+    root.close()
+    names = ['The hosts the write accounts have', 'Drop the write accounts of hosts no longer listed']
+    listed = dict(mail_database_admin_hosts=['localhost', '127.0.0.1'], mail_database_mover_hosts=['127.0.0.1'])
+    assert _run_role_tasks(mariadb, tmp_path, names, **listed) == 1
+    assert _accounts(mariadb, ('mailadmin', MOVER)) == [
+        ('mail_mover', '127.0.0.1'), ('mailadmin', '127.0.0.1'), ('mailadmin', 'localhost')]
+    assert _run_role_tasks(mariadb, tmp_path, names, **listed) == 0
