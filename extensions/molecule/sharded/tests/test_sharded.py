@@ -251,7 +251,7 @@ def test_a_shard_has_only_the_moves_account(ms1):
              mover + ("SELECT password FROM mailbox LIMIT 1",),
              mover + ("UPDATE mailbox SET quota = 0 WHERE email = 'nobody@example.test'",),
              mover + ("DELETE FROM mailbox_host WHERE name = 'nobody'",)]
-    got = ms1.run("python3 -c %s %s %s" % (shlex.quote(SHARD_SQL), shlex.quote(db_host), shlex.quote(json.dumps(tries))))
+    got = ms1.run("python3 -c %s %s %s" % tuple(shlex.quote(a) for a in (SHARD_SQL, db_host, json.dumps(tries))))
     assert got.rc == 0, got.stderr
     assert json.loads(got.stdout) == [1045, 0, 1143, 1143, 1142], got.stdout
 
