@@ -244,7 +244,8 @@ def test_a_shard_has_only_the_moves_account(ms1):
     refused (1045), the moves' account reads a user's shard but not the
     password hash (1143), may not change the quota (1143) or remove a shard
     (1142). The moves below (move_user.yml, drain_shard.yml) run as it."""
-    db_host = ms1.check_output("grep -o 'host=[^ ]*' /etc/dovecot/dovecot-sql.conf.ext | head -n 1").split("=", 1)[1]
+    # The database host of Dovecot's connect line (the first, were there several).
+    db_host = ms1.check_output("sed -n 's/^connect = host=\\([^ ]*\\).*/\\1/p' /etc/dovecot/dovecot-sql.conf.ext")
     mover = ("mail_mover", "lab-mover-password")
     tries = [("mailadmin", "lab-admin-password", "SELECT 1"),
              mover + ("SELECT mailbox_host, hold_until IS NULL FROM mailbox LIMIT 1",),
