@@ -254,7 +254,7 @@ def move_vs_dsync(inventory, user, count):
 
     args = dict(email=user, target='ms2', proxies=[address('proxy1')], doveadm_port=DOVEADM_PORT,
                 doveadm_password=HOSTVARS['ms2']['dovecot_doveadm_password'], login_host=address('ns1'),
-                login_user='mailadmin', login_password=HOSTVARS['ms2']['mail_database_admin_password'],
+                login_user='mail_mover', login_password=HOSTVARS['ms2']['mail_database_mover_password'],
                 # The account requires TLS from another host.
                 ca_cert='/etc/ssl/certs/ca-certificates.crt')
     result, wall = module(inventory, 'ms2', 'mailops.mailstack.mailbox_move', args)

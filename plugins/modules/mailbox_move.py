@@ -73,7 +73,10 @@ description:
     finished by the next run.
   - Runs on the target shard (or, with O(cleanup=true), on the source shard), which needs the doveadm server
     settings of the C(dovecot) role (C(dovecot_doveadm_listen), C(dovecot_doveadm_password)) and an account
-    on the mail database that may update C(mailbox) and C(mailbox_move).
+    on the mail database that may read C(mailbox) (C(email), C(mailbox_host), C(maildir)), C(mailbox_host)
+    (C(name), C(address), C(state)) and C(schema_version), update C(mailbox.mailbox_host) and
+    C(mailbox.hold_until), and read and write C(mailbox_move) - the moves' account the C(mail_database) role
+    makes for the shards (C(mail_database_mover_user)); no more is needed.
   - Why a module of its own - no Ansible module moves a Dovecot mailbox between servers; the community
     C(dsync) examples are shell scripts that neither hold deliveries nor resume.
   - The state machine is in C(plugins/module_utils/mailbox_move_machine.py), with the database, Dovecot and
@@ -194,8 +197,8 @@ EXAMPLES = r'''
     proxies: [10.0.0.31, 10.0.0.32]
     doveadm_password: "{{ dovecot_doveadm_password }}"
     login_host: 10.0.0.53
-    login_user: mailadmin
-    login_password: "{{ mail_database_admin_password }}"
+    login_user: mail_mover
+    login_password: "{{ mail_database_mover_password }}"
 
 - name: Remove the copy the move left on ms1 (run on ms1)
   mailops.mailstack.mailbox_move:
@@ -203,8 +206,8 @@ EXAMPLES = r'''
     cleanup: true
     doveadm_password: "{{ dovecot_doveadm_password }}"
     login_host: 10.0.0.53
-    login_user: mailadmin
-    login_password: "{{ mail_database_admin_password }}"
+    login_user: mail_mover
+    login_password: "{{ mail_database_mover_password }}"
 '''
 
 RETURN = r'''

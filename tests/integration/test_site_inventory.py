@@ -133,6 +133,7 @@ SECRETS = {
     "mail_database_dovecot_password": "DovecotPw-m5Tn2",
     "dovecot_doveadm_password": "DoveadmPw-w9Hs4",
     "mail_database_roundcube_password": "RoundcubePw-c2Ne5",
+    "mail_database_mover_password": "MoverPw-h7Qa3",
     "webmail_des_key": "DesKey-b6Vy0-24chars-abc",
 }
 CERTIFICATE = "-----BEGIN CERTIFICATE-----\nCertBody-k2Pj7\n-----END CERTIFICATE-----\n"
@@ -195,6 +196,9 @@ REQUIRED_TASK = "TASK [Check the options each role requires on this host]"
     # Roundcube's account: made on the primary, used by the webmail host.
     ("mail_database_roundcube_password", [("ns1", "mail_database_roundcube_password"),
                                           ("proxy1", "webmail_db_password")]),
+    # The moves' account: made on the primary, logged in with on the shards.
+    ("mail_database_mover_password", [("ns1", "mail_database_mover_password"), ("ms1", "mail_database_mover_password"),
+                                      ("ms2", "mail_database_mover_password")]),
     ("content_filter_clamav_signature_files", [("ns1", "content_filter_clamav_signature_files")]),
     ("tls_certificate", [("proxy1", "tls_certificate")]),
     ("tls_private_key", [("proxy1", "tls_private_key")]),

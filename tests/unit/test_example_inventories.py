@@ -209,6 +209,9 @@ def _role_checks(host, role):
             yield "mail_database_primary is empty (replica)"
         if not value("mail_database_replication_password"):
             yield "mail_database_replication_password is empty (replica)"
+    if role == "mail_database" and value("mail_database_mode") == "primary" and value("mail_database_mover_hosts") \
+            and not value("mail_database_mover_password"):
+        yield "mail_database_mover_hosts is set but mail_database_mover_password is empty"
     if role == "dovecot" and value("dovecot_doveadm_listen") and not value("dovecot_doveadm_password"):
         yield "dovecot_doveadm_listen is set but dovecot_doveadm_password is empty"
     if role == "iscsi_target" and not re.match(r"^[A-Za-z0-9._~+=@%^,:/-]{12,64}$",

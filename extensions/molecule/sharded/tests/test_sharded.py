@@ -218,6 +218,45 @@ def test_roundcube_account_reaches_only_its_own_database():
     assert mail.rc != 0 and "denied" in mail.stderr, (mail.stdout, mail.stderr)
 
 
+# Run on a shard: each statement as an account of the mail database, over
+# TLS verified against the site CA; 0 when it ran, else MariaDB's error code.
+SHARD_SQL = """
+import json, sys, pymysql
+host, tries = sys.argv[1], json.loads(sys.argv[2])
+codes = []
+for user, password, statement in tries:
+    try:
+        conn = pymysql.connect(host=host, user=user, password=password, database="mail", connect_timeout=10,
+                               ssl={"ca": "/etc/ssl/certs/ca-certificates.crt"})
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            cur.fetchall()
+        conn.rollback()
+        codes.append(0)
+    except pymysql.err.MySQLError as e:
+        codes.append(e.args[0])
+print(json.dumps(codes))
+"""
+
+
+def test_a_shard_has_only_the_moves_account(ms1):
+    """Least privilege for moves: from a shard the provisioning account is
+    refused (1045), the moves' account reads a user's shard but not the
+    password hash (1143), may not change the quota (1143) or remove a shard
+    (1142). The moves below (move_user.yml, drain_shard.yml) run as it."""
+    # The database host of Dovecot's connect line (the first, were there several).
+    db_host = ms1.check_output("sed -n 's/^connect = host=\\([^ ]*\\).*/\\1/p' /etc/dovecot/dovecot-sql.conf.ext")
+    mover = ("mail_mover", "lab-mover-password")
+    tries = [("mailadmin", "lab-admin-password", "SELECT 1"),
+             mover + ("SELECT mailbox_host, hold_until IS NULL FROM mailbox LIMIT 1",),
+             mover + ("SELECT password FROM mailbox LIMIT 1",),
+             mover + ("UPDATE mailbox SET quota = 0 WHERE email = 'nobody@example.test'",),
+             mover + ("DELETE FROM mailbox_host WHERE name = 'nobody'",)]
+    got = ms1.run("python3 -c %s %s %s" % tuple(shlex.quote(a) for a in (SHARD_SQL, db_host, json.dumps(tries))))
+    assert got.rc == 0, got.stderr
+    assert json.loads(got.stdout) == [1045, 0, 1143, 1143, 1142], got.stdout
+
+
 def global_ipv6(name):
     out = shard(name).check_output("ip -o -6 addr show scope global")
     return out.split()[3].split("/")[0]
@@ -624,9 +663,11 @@ def test_retiring_the_drained_shard_as_the_guide_says(ms2, restore_retired_shard
     # Its database accounts, by its addresses.
     addresses = set(ms2.check_output("hostname -I").split())
     accounts = [line.split() for line in db.check_output(
-        "mysql -N -e \"SELECT User, Host FROM mysql.user WHERE User IN ('mail_dovecot', 'mailadmin')\"").splitlines()]
+        "mysql -N -e \"SELECT User, Host FROM mysql.user WHERE User IN ('mail_dovecot', 'mail_mover', 'mailadmin')\""
+    ).splitlines()]
     mine = [(user, where) for user, where in accounts if where in addresses]
-    assert set(user for user, _where in mine) == {"mail_dovecot", "mailadmin"}, accounts
+    # No provisioning account for a shard: the moves' one.
+    assert set(user for user, _where in mine) == {"mail_dovecot", "mail_mover"}, accounts
     # What the benchmark after this test needs back (restore_retired_shard).
     RETIRED["accounts"] = [db.check_output("mysql -N -e \"SHOW CREATE USER '%s'@'%s'\"" % (user, where))
                            for user, where in mine]
@@ -635,7 +676,7 @@ def test_retiring_the_drained_shard_as_the_guide_says(ms2, restore_retired_shard
     for user, where in mine:
         rc, out = run_module("ns1", "community.mysql.mysql_user", "name=%s host=%s state=absent %s" % (user, where, SOCKET))
         assert rc == 0, out[-2000:]
-    left = db.check_output("mysql -N -e \"SELECT Host FROM mysql.user WHERE User IN ('mail_dovecot', 'mailadmin')\"")
+    left = db.check_output("mysql -N -e \"SELECT Host FROM mysql.user WHERE User IN ('mail_dovecot', 'mail_mover')\"")
     assert not addresses & set(left.split()), left
     # The mail of ms1's users still flows.
     alice = count(shard("ms1"), "alice")

@@ -99,6 +99,10 @@ def dovecot_requires(host, site, inventory, options):
     if effective(host, inventory, options, 'dovecot_doveadm_listen'):
         required.append(('dovecot_doveadm_password', "dovecot_doveadm_listen is set: the doveadm servers' shared "
                          'secret (mailbox moves, session kicks)', 'non_empty'))
+    if effective(host, inventory, options, 'dovecot_mailbox_moves'):
+        required.append(('mail_database_mover_password', 'dovecot_mailbox_moves is set: move_user.yml and '
+                         "drain_shard.yml log in to the mail database from this shard with the moves' account",
+                         'non_empty'))
     return required
 
 

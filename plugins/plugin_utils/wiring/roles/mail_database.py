@@ -37,15 +37,21 @@ def _reader_accounts(site, inventory, server):
 
 def _mailbox_servers(site, inventory):
     """Each shard (each server of the NFS store) registered with the address
-    the tiers reach it at; mailbox_move runs on a shard and writes the move's
-    state."""
-    mailbox_hosts = [{'name': s, 'address': inventory.reach(s, 'the mailbox server the tiers deliver to')}
-                     for s in site.groups['mail_store']]
-    admins = list(LOCAL)
-    for other in site.groups['mail_store']:
-        if other not in site.db_hosts:
-            admins.extend(inventory.known(other, 'a mailbox server that moves mailboxes'))
-    return {'mail_database_mailbox_hosts': mailbox_hosts, 'mail_database_admin_hosts': unique(admins)}
+    the tiers reach it at."""
+    return {'mail_database_mailbox_hosts': [
+        {'name': s, 'address': inventory.reach(s, 'the mailbox server the tiers deliver to')}
+        for s in site.groups['mail_store']]}
+
+
+def _mover_hosts(site, inventory):
+    """Where the moves' account may log in from: mailbox_move runs on the
+    shards (the target, and the source for the cleanup); a shard that is a
+    database host reaches it on loopback. The shards get no other write
+    account (the provisioning account stays on the database hosts)."""
+    hosts = []
+    for shard in site.groups['mail_store']:
+        hosts.extend(LOCAL if shard in site.db_hosts else inventory.known(shard, 'a shard that moves mailboxes'))
+    return unique(hosts)
 
 
 def _primary_options(site, inventory):
@@ -58,6 +64,8 @@ def _primary_options(site, inventory):
     options.update(_reader_accounts(site, inventory, site.primary_db))
     if site.sharded or site.nfs:
         options.update(_mailbox_servers(site, inventory))
+    if site.sharded:
+        options['mail_database_mover_hosts'] = _mover_hosts(site, inventory)
     if site.groups['mail_webmail']:
         # Roundcube's database, shared by the webmail hosts.
         options['mail_database_roundcube_hosts'] = unique(
@@ -117,6 +125,9 @@ def mail_database_requires(host, site, inventory, options):
         if site.groups['mail_webmail']:
             required.append(('mail_database_roundcube_password', "Roundcube's account on its database, for the "
                              'webmail hosts (%s)' % ', '.join(site.groups['mail_webmail']), 'non_empty'))
+        if site.sharded:
+            required.append(('mail_database_mover_password', "the moves' account, for the shards (%s)"
+                             % ', '.join(site.groups['mail_store']), 'non_empty'))
         if site.replicas:
             required.append(('mail_database_replication_password', 'the replicas (%s) log in with it'
                              % ', '.join(site.replicas), 'non_empty'))

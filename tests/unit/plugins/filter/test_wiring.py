@@ -405,7 +405,10 @@ def test_sharded():
                                                   "10.0.0.31", "fd00::31"]
     assert ns1["mail_database_mailbox_hosts"] == [{"name": "ms1", "address": "10.0.0.41"},
                                                   {"name": "ms2", "address": "10.0.0.42"}]
-    assert ns1["mail_database_admin_hosts"] == ["localhost", "127.0.0.1", "10.0.0.41", "10.0.0.42"]
+    # The shards write moves with the moves' account only; the provisioning
+    # account stays on the database host (the role's default).
+    assert ns1["mail_database_mover_hosts"] == ["10.0.0.41", "10.0.0.42"]
+    assert "mail_database_admin_hosts" not in ns1
     # Every tier reads it over verified TLS.
     assert ns1["mail_database_tls"] is True and ns1["tls_names"][-1] == "10.0.0.53"
     # One lab CA for all: on the first host with a certificate (no mail_mx
@@ -467,6 +470,17 @@ def test_sharded():
     assert by_name[("smtp", "A")] == ["10.0.0.21", "10.0.0.22"]
     assert by_name[("imap", "A")] == ["10.0.0.31"] and by_name[("pop3", "A")] == ["10.0.0.31"]
     assert by_name[("@", "MX")] == ["5 smtp.example.test."]
+
+
+def test_a_shard_on_the_database_host_moves_over_loopback():
+    groups = dict(SHARDED["groups"], mail_store=["ms1", "ns1"])
+    ns1 = wired(groups, SHARDED["hosts"])["ns1"]["options"]
+    assert ns1["mail_database_mover_hosts"] == ["10.0.0.41", "localhost", "127.0.0.1"]
+
+
+def test_the_inventory_wins_over_the_moves_account_hosts():
+    hosts = dict(SHARDED["hosts"], ns1=dict(SHARDED["hosts"]["ns1"], mail_database_mover_hosts=["10.0.0.%"]))
+    assert "mail_database_mover_hosts" not in wired(SHARDED["groups"], hosts)["ns1"]["options"]
 
 
 def test_sharded_shards_with_different_lmtp_ports_are_refused():
@@ -613,6 +627,8 @@ def test_nfs_shared():
     # The servers register as mailbox hosts: each user is pinned to one.
     assert ns1["mail_database_mailbox_hosts"] == [{"name": "ms1", "address": "10.0.0.202"},
                                                   {"name": "ms2", "address": "10.0.0.203"}]
+    # No moves here (re-pinning runs on the database host): no write account for the servers.
+    assert "mail_database_mover_hosts" not in ns1 and "mail_database_admin_hosts" not in ns1
     # Postfix routes each recipient to the LMTP of the pinned server; no
     # quota-status on NFS (Dovecot's NFS page).
     assert (ms1["postfix_mode"], ms1["postfix_shard_lmtp_port"], ms1["postfix_quota_policy"]) == ("router", 24, "")
@@ -835,6 +851,7 @@ DOVEADM = ("dovecot_doveadm_password", "non_empty")
 DES_KEY = ("webmail_des_key", "length 24")
 REPLICATION = ("mail_database_replication_password", "non_empty")
 ROUNDCUBE, WEBMAIL_DB = ("mail_database_roundcube_password", "non_empty"), ("webmail_db_password", "non_empty")
+MOVER = ("mail_database_mover_password", "non_empty")
 
 
 def required(hosts):
@@ -849,9 +866,10 @@ def required(hosts):
     (BACKUP, {"ns1": [DOMAIN], "mx1": [DOMAIN] + PRIMARY + [REPLICATION, POSTFIX_DB, DOVECOT_DB],
               "mx2": DB_ACCOUNTS + [REPLICATION, POSTFIX_DB]}),
     # doveadm listens on every Dovecot host (moves, kicks).
-    (SHARDED, {"ns1": [DOMAIN] + PRIMARY + [ROUNDCUBE, SIGNATURES], "smtp1": [DOMAIN, POSTFIX_DB],
+    # The moves' account: made on the primary, logged in with on the shards.
+    (SHARDED, {"ns1": [DOMAIN] + PRIMARY + [ROUNDCUBE, MOVER, SIGNATURES], "smtp1": [DOMAIN, POSTFIX_DB],
                "smtp2": [DOMAIN, POSTFIX_DB], "proxy1": [DOVECOT_DB, DOVEADM, DES_KEY, WEBMAIL_DB],
-               "ms1": [DOVECOT_DB, DOVEADM], "ms2": [DOVECOT_DB, DOVEADM]}),
+               "ms1": [DOVECOT_DB, DOVEADM, MOVER], "ms2": [DOVECOT_DB, DOVEADM, MOVER]}),
     (NFS_SHARED, {"ns1": [DOMAIN] + PRIMARY, "nfs1": [], "ms1": [DOMAIN, POSTFIX_DB, DOVECOT_DB],
                   "ms2": [DOMAIN, POSTFIX_DB, DOVECOT_DB]}),
 ], ids=["single", "backup_mx", "sharded", "nfs_shared"])
@@ -874,6 +892,12 @@ def test_requirements_follow_the_inventory():
     assert result["ms1"] == [DOMAIN, ("tls_certificate", "pem certificate"), ("tls_private_key", "pem private key"),
                              POSTFIX_DB, DOVECOT_DB, DOVEADM]
     assert result["ms2"] == [DOMAIN, POSTFIX_DB, DOVECOT_DB]
+
+
+def test_a_shard_the_inventory_takes_out_of_moves_needs_no_moves_password():
+    hosts = dict(SHARDED["hosts"], ms2=dict(SHARDED["hosts"]["ms2"], dovecot_mailbox_moves=False))
+    result = required(wired(SHARDED["groups"], hosts))
+    assert result["ms1"] == [DOVECOT_DB, DOVEADM, MOVER] and result["ms2"] == [DOVECOT_DB, DOVEADM]
 
 
 def test_a_requirement_says_why_and_never_holds_a_value():
