@@ -22,6 +22,7 @@ import time
 
 from ansible_collections.mailops.mailstack.plugins.module_utils.doveadm import DoveadmError
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import DsyncError
+from ansible_collections.mailops.mailstack.plugins.module_utils.replica_wait import ReplicaLagError
 
 
 class MoveError(Exception):
@@ -30,7 +31,7 @@ class MoveError(Exception):
 
 class Mover(object):
     def __init__(self, email, params, db, dovecot, fs, is_local, owner, owner_alive=lambda owner: True,
-                 check_mode=False, clock=time.time, sleep=time.sleep):
+                 check_mode=False, clock=time.time, sleep=time.sleep, replicas=lambda: []):
         self.email = email.strip().lower()
         self.p = params
         self.db, self.dovecot, self.fs = db, dovecot, fs
@@ -38,6 +39,10 @@ class Mover(object):
         self.owner, self.owner_alive = owner, owner_alive
         self.check_mode = check_mode
         self.clock, self.sleep = clock, sleep
+        # Waits until every replica the readers use has applied the last
+        # commit of this run (module_utils/replica_wait.py): its warnings,
+        # or ReplicaLagError.
+        self.replicas = replicas
         self.locked = False
         self.warnings = []
         self.started = clock()
@@ -229,6 +234,18 @@ class Mover(object):
                 raise MoveError('%s: the doveadm server of %s (%s) does not answer (%s); the move needs it, '
                                 'nothing was changed' % (self.email, shard, self.address(shard), e))
 
+    def replicas_applied(self, held):
+        """Every replica that readers use (Dovecot and Postfix read them while
+        the primary is up) has applied this run's last commit: the flip and
+        hold before anything relies on readers seeing them (held), or the
+        record before the flip (a replica found behind then fails the run
+        before the hold)."""
+        try:
+            self.warnings.extend(self.replicas())
+        except ReplicaLagError as e:
+            raise MoveError('%s: %s; %s' % (self.email, e, 'still held (the hold ends by itself), run again to '
+                                            'resume' if held else 'not held, nothing changed; run again'))
+
     # -- the move ------------------------------------------------------------
     def check_target(self):
         target = (self.p['target'] or '').strip()
@@ -299,6 +316,7 @@ class Mover(object):
         # Both servers answer just before the flip: the hold never starts
         # towards a source that cannot be emptied or a target that cannot be undone.
         self.check_servers(self.move['source'], self.move['target'])
+        self.replicas_applied(held=False)
         self.set_state('held', host=self.move['target'], hold=self.p['hold_timeout'])
 
     def finish(self, result):
@@ -306,6 +324,9 @@ class Mover(object):
         nothing new there, release (state done, the source's status saved)."""
         held = self.clock()
         self.lock()
+        # The flip and hold (this run's or an earlier one's: the lock is
+        # written after it) reach every reader before the kicks.
+        self.replicas_applied(held=True)
         self.quiesce(self.move['source'])
         status = self.final_sync()
         self.set_state('done', hold=0, source_status=json.dumps(status))
@@ -334,6 +355,7 @@ class Mover(object):
             # syncs until the target is quiet; then the target's copy is no
             # longer live (state copying again, hold released).
             self.set_state('held', host=source, hold=self.p['hold_timeout'])
+            self.replicas_applied(held=True)
             self.quiesce(target)
             self.settle(source, target)
             self.set_state('copying', hold=0)

@@ -89,6 +89,21 @@ def connect(module, database=True):
     """
     require_pymysql(module)
     p = module.params
+    kwargs = connect_args(p, database)
+    if p['login_unix_socket']:
+        targets = [(p['login_unix_socket'], dict(unix_socket=p['login_unix_socket']))]
+    else:
+        targets = [('%s:%s' % (host, p['login_port']), dict(host=host, port=p['login_port']))
+                   for host in (p['login_host'] or [DEFAULT_HOST])]
+    conn, failures = first_usable(targets, kwargs)
+    if conn is None:
+        module.fail_json(msg='Cannot connect to the mail database %r as %r: %s'
+                         % (p['database'], p['login_user'], '; '.join(failures)))
+    return conn
+
+
+def connect_args(p, database=True):
+    """PyMySQL's arguments from the shared options, but the server."""
     kwargs = dict(
         user=p['login_user'],
         password=p['login_password'] or '',
@@ -100,16 +115,7 @@ def connect(module, database=True):
         kwargs['database'] = p['database']
     if p['ca_cert']:
         kwargs['ssl'] = {'ca': p['ca_cert']}
-    if p['login_unix_socket']:
-        targets = [(p['login_unix_socket'], dict(unix_socket=p['login_unix_socket']))]
-    else:
-        targets = [('%s:%s' % (host, p['login_port']), dict(host=host, port=p['login_port']))
-                   for host in (p['login_host'] or [DEFAULT_HOST])]
-    conn, failures = first_usable(targets, kwargs)
-    if conn is None:
-        module.fail_json(msg='Cannot connect to the mail database %r as %r: %s'
-                         % (p['database'], p['login_user'], '; '.join(failures)))
-    return conn
+    return kwargs
 
 
 def first_usable(targets, kwargs):

@@ -35,6 +35,15 @@ description:
     reaches the target before the final sync ends, and no new session or delivery reaches the source - a
     login or an LMTP delivery that still reaches the source (a proxy's lookup from before the flip) waits and is
     then passed on to the target (C(proxy_maybe) on the shards).
+  - 3b. Before anything relies on the readers seeing the flip and the hold, every replica that readers use has
+    applied them (Dovecot and Postfix read the replicas while the primary is up) - the primary's GTID of this run's
+    last commit (C(@@last_gtid)), then C(MASTER_GTID_WAIT) on each of O(replicas) within O(replica_timeout).
+    A replica that answers but has not applied it (a stopped SQL thread, lag) fails the run, still held, naming
+    it and how far behind it is; one that refuses the connection (down) serves no reader and is passed over
+    with a warning; any other failure (a connect timeout, a refused login) fails the run too. The same wait
+    just before the flip (on the move's record) fails a run without a hold when a replica is behind already;
+    and after the flip back of O(abort=true). The release needs no wait - a replica that lags still says held
+    for a moment, and logins wait that much longer.
   - 4. End the user's sessions and prove they ended - C(doveadm proxy kick) on every proxy of O(proxies) (best
     effort - a proxy that is down has no session, one that does not answer within 5 seconds is passed over, and
     either is reported as a warning), then
@@ -146,6 +155,24 @@ options:
         O(run_seconds); the caller's limit must leave room for that pass.
     type: int
     default: 0
+  replicas:
+    description:
+      - The replicas of the mail database that readers (Dovecot, Postfix) use, reached at O(login_port) with the
+        module's account (the C(mail_database) role makes the moves' account on the replicas too, without any
+        right on the database - C(MASTER_GTID_WAIT) needs none). The flip and the hold are waited for on each
+        (step 3b).
+      - When omitted - every server of O(login_host) but the one the module writes through, since each reader
+        lists every server of the site (the wiring's C(dovecot_db_hosts), which the playbooks give as
+        O(login_host)); none with O(login_unix_socket). Give it when this host's list is not every server the
+        readers use (a list pinned in the inventory).
+    type: list
+    elements: str
+  replica_timeout:
+    description:
+      - How long, in seconds, all of O(replicas) together may take to apply the flip; part of the hold. More than
+        0 and less than half of O(hold_timeout).
+    type: float
+    default: 5
   abort:
     description:
       - Roll an unfinished move of O(email) back - the mailbox stays on (or returns to) the source shard. Does
@@ -281,6 +308,9 @@ from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_db import MoveDB
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import Dovecot, DsyncError
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_machine import MoveError, Mover
+from ansible_collections.mailops.mailstack.plugins.module_utils.replica_wait import (
+    connector, last_gtid, readers_servers, wait_replicas,
+)
 
 
 def local_addresses(module):
@@ -320,6 +350,9 @@ def check_params(module):
     if p['run_seconds'] and p['run_seconds'] < 2 * p['hold_timeout']:
         module.fail_json(msg='run_seconds: must be 0 (no bound) or at least twice hold_timeout (%d), got %d'
                          % (p['hold_timeout'], p['run_seconds']))
+    if not 0 < p['replica_timeout'] < p['hold_timeout'] / 2:
+        module.fail_json(msg='replica_timeout: must be over 0 and under half of hold_timeout, got %s'
+                         % p['replica_timeout'])
     if p['max_syncs'] < 2 or p['lock_seconds'] < 60:
         module.fail_json(msg='max_syncs: must be 2 or more (got %d), lock_seconds 60 or more (got %d)'
                          % (p['max_syncs'], p['lock_seconds']))
@@ -335,9 +368,15 @@ def build(module, conn):
         return address.strip('[]') in addresses[0]
 
     dovecot = Dovecot(module.run_command, p['email'].strip().lower(), p['doveadm_password'], p['doveadm_port'])
+    servers = readers_servers(p, conn)
+
+    def replicas():
+        # This session's last commit (the flip, or the lock written after it).
+        return wait_replicas(connector(p, p['replica_timeout']), servers, last_gtid(conn), p['replica_timeout'])
+
     return Mover(p['email'], p, MoveDB(conn), dovecot, fs, is_local,
                  owner='%s:%d' % (socket.gethostname(), os.getpid()), owner_alive=owner_alive,
-                 check_mode=module.check_mode)
+                 check_mode=module.check_mode, replicas=replicas)
 
 
 def main():
@@ -353,6 +392,8 @@ def main():
         max_syncs=dict(type='int', default=5),
         lock_seconds=dict(type='int', default=900),
         run_seconds=dict(type='int', default=0),
+        replicas=dict(type='list', elements='str'),
+        replica_timeout=dict(type='float', default=5),
         abort=dict(type='bool', default=False),
         cleanup=dict(type='bool', default=False),
         mail_root=dict(type='path', default='/var/vmail'),

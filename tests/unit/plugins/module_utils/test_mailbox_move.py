@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.mailops.mailstack.plugins.module_utils import mailbox_move_fs as fs
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import DsyncError
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_machine import MoveError, Mover
+from ansible_collections.mailops.mailstack.plugins.module_utils.replica_wait import ReplicaLagError
 
 sys.path.insert(0, os.path.dirname(__file__))
 from mailbox_move_fakes import EMAIL, HOSTS, Clock, Crash, FakeDB, FakeDovecot  # noqa: E402
@@ -35,13 +36,25 @@ class World(object):
         self.db = FakeDB(self.clock)
         self.boxes = {MS1: ["<m%d@x>" % i for i in range(messages)], MS2: []}
         self.dead = set()
+        # What the replicas answer (replica_wait.wait_replicas): each call
+        # is noted with the mailbox's host, its hold and the Dovecot calls so far.
+        self.replica_answers = []
+        self.replica_calls = []
+
+    def replicas(self):
+        self.replica_calls.append((self.db.mailboxes[EMAIL][0], self.db.hold.get(EMAIL),
+                                   len(self.dovecot.calls), [c[0] for c in self.dovecot.calls]))
+        answer = self.replica_answers.pop(0) if self.replica_answers else []
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def mover(self, local=MS2, owner="ms2:100", check_mode=False, **extra):
         self.dovecot = FakeDovecot(self.boxes, local)
         return Mover(EMAIL, params(self.tmp_path, **extra), self.db, self.dovecot, fs,
                      is_local=lambda address: address == local, owner=owner,
                      owner_alive=lambda owner: owner not in self.dead, check_mode=check_mode,
-                     clock=self.clock, sleep=self.clock.sleep)
+                     clock=self.clock, sleep=self.clock.sleep, replicas=self.replicas)
 
     def run(self, **kw):
         return self.mover(**kw).run()
@@ -82,6 +95,54 @@ def test_the_hold_lasts_hold_timeout_and_the_flip_is_one_write(world):
     mover.run()
     assert flips[0][:3] == ("held", "ms2", 30)
     assert flips[1][:3] == ("done", None, 0)
+
+
+def test_the_replicas_apply_the_record_before_the_flip_and_the_flip_before_any_kick(world):
+    world.run()
+    before, after = world.replica_calls
+    assert before[:2] == ("ms1", None) and before[3] == ["backup", "backup"]
+    # After the flip and hold, before the first kick (and sync).
+    assert after[0] == "ms2" and after[1] is not None and "kick" not in after[3] and "sync" not in after[3]
+
+
+def test_a_replica_behind_after_the_flip_fails_the_move_still_held_naming_it(world):
+    world.replica_answers = [[], ReplicaLagError("the commit 0-1-9 on the primary: db2 has not applied it")]
+    with pytest.raises(MoveError, match="db2 has not applied it.*still held"):
+        world.run()
+    assert world.db.moves[EMAIL]["state"] == "held" and world.db.hold[EMAIL] is not None
+    assert world.db.mailboxes[EMAIL][0] == "ms2"
+    assert not [c for c in world.dovecot.calls if c[0] in ("kick", "proxy kick", "sync")]
+    # Caught up: a rerun resumes (waiting again first) and finishes.
+    assert world.run()["outcome"] == "resumed" and world.db.moves[EMAIL]["state"] == "done"
+    assert world.replica_calls[-1][0] == "ms2" and "kick" not in world.replica_calls[-1][3]
+
+
+def test_a_replica_behind_before_the_flip_fails_the_move_without_a_hold(world):
+    world.replica_answers = [ReplicaLagError("db2 has not applied it")]
+    with pytest.raises(MoveError, match="db2 has not applied it; not held, nothing changed"):
+        world.run()
+    assert world.db.moves[EMAIL]["state"] == "copying" and not world.db.hold.get(EMAIL)
+    assert world.db.mailboxes[EMAIL][0] == "ms1"
+
+
+def test_a_replica_that_is_down_is_reported_and_the_move_goes_on(world):
+    world.replica_answers = [[], ["replica db2 is down (refused)"]]
+    mover = world.mover()
+    result = mover.run()
+    assert result["outcome"] == "moved" and "replica db2 is down (refused)" in result["warnings"]
+
+
+def test_an_abort_from_held_waits_for_the_flip_back_before_the_kick(world):
+    world.boxes[MS2] = list(world.boxes[MS1])
+    world.db.mailboxes[EMAIL][0] = "ms2"
+    world.db.moves[EMAIL] = dict(source="ms1", target="ms2", state="held", owner=None, lock_until=None,
+                                 sync_state="s2", source_status=None)
+    world.copy_dir()
+    world.replica_answers = [ReplicaLagError("db2 has not applied it")]
+    with pytest.raises(MoveError, match="still held"):
+        world.run(abort=True)
+    assert world.replica_calls[0][0] == "ms1" and "kick" not in world.replica_calls[0][3]
+    assert world.db.moves[EMAIL]["state"] == "held" and world.db.mailboxes[EMAIL][0] == "ms1"
 
 
 def test_a_second_run_of_a_finished_move_changes_nothing(world):

@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, mailops.mailstack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Wait until the replicas that the readers use have applied a commit of the
+primary (issue 28, step R: Dovecot and Postfix read the replicas even while
+the primary is up).
+
+The caller commits on the primary and takes that commit's GTID in the same
+session (last_gtid); each replica is then asked MASTER_GTID_WAIT(gtid,
+seconds left), which returns 0 once its gtid_slave_pos has reached it and -1
+when the time is up (MariaDB's documentation). What each answer means:
+
+- applied: the replica serves the commit to every reader from now on;
+- down: the connection was refused (nothing listens, or the socket is
+  gone): no reader reads it either while it stays down, so it is passed
+  over with a warning (when it comes back it serves what it had until its
+  replication catches up: docs/topologies.md says so);
+- behind: it answers but did not apply the commit in time (a stopped SQL
+  thread, lag): it serves stale data to readers, so the caller fails;
+- error: anything else (a timeout connecting, a refused login, TLS): nothing
+  proves what it serves, so the caller fails too.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import time
+
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
+    DEFAULT_HOST, connect_args, db_error_text, pymysql, query,
+)
+
+
+class ReplicaLagError(Exception):
+    """A replica that readers use did not apply the commit in time."""
+
+
+def last_gtid(conn):
+    """The GTID of this session's last commit; the primary's whole position
+    when this session's writes changed no row (nothing in the binary log);
+    '' without a binary log (no replicas)."""
+    return query(conn, "SELECT COALESCE(NULLIF(@@session.last_gtid, ''), @@global.gtid_binlog_pos)")[0][0] or ''
+
+
+def refused(exc):
+    """The server is down: the connection was refused, or its socket is gone
+    (PyMySQL keeps the OSError of a failed connect as original_exception)."""
+    return isinstance(getattr(exc, 'original_exception', None), (ConnectionRefusedError, FileNotFoundError))
+
+
+def behind(gtid, position):
+    """How many transactions position (a GTID list such as gtid_slave_pos) is
+    behind gtid (its first GTID), in that domain; None when position lacks
+    the domain."""
+    domain, _server, seq = gtid.split(',')[0].strip().split('-')
+    for each in (position or '').split(','):
+        parts = each.strip().split('-')
+        if len(parts) == 3 and parts[0] == domain:
+            return max(int(seq) - int(parts[2]), 0)
+    return None
+
+
+def wait_one(connect, server, gtid, deadline, clock):
+    """(state, detail) of one replica: applied, down, behind or error (module
+    docstring); it may wait until deadline."""
+    try:
+        conn = connect(server)
+    except pymysql.err.MySQLError as e:
+        return ('down' if refused(e) else 'error'), db_error_text(e)
+    try:
+        seconds = max(deadline - clock(), 0.001)
+        waited = query(conn, 'SELECT MASTER_GTID_WAIT(%s, %s)', (gtid, seconds))[0][0]
+        position = query(conn, 'SELECT @@global.gtid_slave_pos')[0][0]
+    except pymysql.err.MySQLError as e:
+        return 'error', db_error_text(e)
+    finally:
+        conn.close()
+    return ('applied' if waited == 0 else 'behind'), position
+
+
+def verdict(gtid, answers, timeout):
+    """Warnings for the replicas that are down; ReplicaLagError naming every
+    replica that is behind or did not answer properly. answers: [(server,
+    state, detail)] in the order asked."""
+    failed, warnings = [], []
+    for server, state, detail in answers:
+        if state == 'down':
+            warnings.append('replica %s is down (%s): no reader reads it while it refuses connections; it was '
+                            'not waited for' % (server, detail))
+        elif state == 'behind':
+            lag = behind(gtid, detail)
+            failed.append('%s has not applied it within %s s (at %s%s)' % (
+                server, timeout, detail or 'no position',
+                ', %d transaction(s) behind' % lag if lag is not None else ''))
+        elif state != 'applied':
+            failed.append('%s does not answer as a replica (%s)' % (server, detail))
+    if failed:
+        raise ReplicaLagError('the commit %s on the primary: %s; the readers there would not see it'
+                              % (gtid, '; '.join(failed)))
+    return warnings
+
+
+def wait_replicas(connect, servers, gtid, timeout, clock=time.time):
+    """Wait until every server of servers has applied gtid, all of them
+    within timeout seconds in all; the warnings (verdict) or ReplicaLagError."""
+    if not servers or not gtid:
+        return []
+    deadline = clock() + timeout
+    answers = []
+    for server in servers:
+        answers.append((server,) + wait_one(connect, server, gtid, deadline, clock))
+    return verdict(gtid, answers, timeout)
+
+
+def connector(params, timeout):
+    """connect(server) with the module's account and TLS, to server at
+    login_port, without a database (the moves' account has none on a
+    replica); connecting waits at most timeout seconds."""
+    kwargs = dict(connect_args(params, database=False), autocommit=True,
+                  connect_timeout=max(1, min(params['connect_timeout'], int(timeout))))
+
+    def connect(server):
+        return pymysql.connect(host=server, port=params['login_port'], **kwargs)
+    return connect
+
+
+def readers_servers(params, conn):
+    """The replicas option, else every server of login_host but the one conn
+    writes through: each reader lists every server of the site (the wiring's
+    db_hosts_for), so the list the module was given names them all."""
+    if params.get('replicas') is not None:
+        return params['replicas']
+    if params['login_unix_socket']:
+        return []
+    return [h for h in (params['login_host'] or [DEFAULT_HOST]) if h != conn.host]
