@@ -134,3 +134,14 @@ def readers_servers(params, conn):
     if params['login_unix_socket']:
         return []
     return [h for h in (params['login_host'] or [DEFAULT_HOST]) if h != conn.host]
+
+
+def waiter(params, conn):
+    """The wait of mailbox_move: every replica readers use (readers_servers)
+    has applied conn's last commit, within replica_timeout."""
+    servers = readers_servers(params, conn)
+
+    def wait():
+        timeout = params['replica_timeout']
+        return wait_replicas(connector(params, timeout), servers, last_gtid(conn), timeout)
+    return wait

@@ -308,9 +308,7 @@ from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_db import MoveDB
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_dovecot import Dovecot, DsyncError
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_machine import MoveError, Mover
-from ansible_collections.mailops.mailstack.plugins.module_utils.replica_wait import (
-    connector, last_gtid, readers_servers, wait_replicas,
-)
+from ansible_collections.mailops.mailstack.plugins.module_utils.replica_wait import waiter
 
 
 def local_addresses(module):
@@ -368,15 +366,9 @@ def build(module, conn):
         return address.strip('[]') in addresses[0]
 
     dovecot = Dovecot(module.run_command, p['email'].strip().lower(), p['doveadm_password'], p['doveadm_port'])
-    servers = readers_servers(p, conn)
-
-    def replicas():
-        # This session's last commit (the flip, or the lock written after it).
-        return wait_replicas(connector(p, p['replica_timeout']), servers, last_gtid(conn), p['replica_timeout'])
-
     return Mover(p['email'], p, MoveDB(conn), dovecot, fs, is_local,
                  owner='%s:%d' % (socket.gethostname(), os.getpid()), owner_alive=owner_alive,
-                 check_mode=module.check_mode, replicas=replicas)
+                 check_mode=module.check_mode, replicas=waiter(p, conn))
 
 
 def main():
