@@ -94,6 +94,10 @@ def _replica_options(host, site, inventory):
                                 'servers with one TLS setting (set it alike on both)' % (
                                     host.name, bool(inventory.get(host.name, 'mail_database_tls')),
                                     site.primary_db, 'TLS' if site.primary_tls else 'no TLS'))
+    if site.sharded:
+        # mailbox_move waits on every replica until it has applied the flip
+        # (replica_wait.py): the account, without any right there.
+        options['mail_database_mover_hosts'] = _mover_hosts(site, inventory)
     if site.primary_db:
         options['mail_database_primary'] = inventory.reach(site.primary_db, 'the primary that %s replicates' % host.name)
         options['mail_database_primary_ca_file'] = SYSTEM_CA_BUNDLE if site.primary_tls else ''
@@ -120,6 +124,9 @@ def mail_database_requires(host, site, inventory, options):
     if host.name in site.replicas:
         required.append(('mail_database_replication_password', 'the replica logs in to the primary with it',
                          'non_empty'))
+        if site.sharded:
+            required.append(('mail_database_mover_password', "the moves' account, which waits here until the "
+                             'replica has applied a flip', 'non_empty'))
     else:
         required.insert(0, ('mail_database_admin_password', 'the provisioning account of the primary', 'non_empty'))
         if site.groups['mail_webmail']:

@@ -1076,6 +1076,10 @@ def test_a_replica_serves_the_readers_of_every_other_host_over_tls():
     # Its readers verify the address they reach it at; it runs no reader of
     # its own: no localhost in its certificate.
     assert db2["tls_names"] == ["db2", "db2.example.test", "10.0.0.54"]
+    # The moves wait on it until it has applied their flip (the account has no right there).
+    assert db2["mail_database_mover_hosts"] == ["10.0.0.41", "10.0.0.42"]
+    assert ("mail_database_mover_password", "non_empty") in \
+        [(r["option"], r["rule"]) for r in hosts["db2"]["required"]]
     assert hosts["smtp1"]["options"]["postfix_db_ca_file"] == "/etc/ssl/certs/ca-certificates.crt"
     # It listens to exactly the readers.
     (mariadb,) = [item for item in hosts["db2"]["listens"] if item["port"] == 3306]
