@@ -35,6 +35,10 @@ def mail_repin_release_wait(flipped_at, now, cache_seconds):
     return repin.release_wait(flipped_at, now, cache_seconds)
 
 
+def mail_repin_replica_check(results, position, timeout):
+    return repin.replica_check(results, position, timeout)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -44,4 +48,5 @@ class FilterModule(object):
             'mail_repin_release_check': mail_repin_release_check,
             'mail_repin_unfence_check': mail_repin_unfence_check,
             'mail_repin_release_wait': mail_repin_release_wait,
+            'mail_repin_replica_check': mail_repin_replica_check,
         }

@@ -12,8 +12,8 @@ seconds left), which returns 0 once its gtid_slave_pos has reached it and -1
 when the time is up (MariaDB's documentation). What each answer means:
 
 - applied: the replica serves the commit to every reader from now on;
-- down: the connection was refused (nothing listens, or the socket is
-  gone): no reader reads it either while it stays down, so it is passed
+- down: the connection was refused (nothing listens, the socket is gone,
+  no route to the host): no reader reads it either while it stays down, so it is passed
   over with a warning (when it comes back it serves what it had until its
   replication catches up: docs/topologies.md says so);
 - behind: it answers but did not apply the commit in time (a stopped SQL
@@ -25,6 +25,7 @@ when the time is up (MariaDB's documentation). What each answer means:
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import errno
 import time
 
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
@@ -44,9 +45,13 @@ def last_gtid(conn):
 
 
 def refused(exc):
-    """The server is down: the connection was refused, or its socket is gone
-    (PyMySQL keeps the OSError of a failed connect as original_exception)."""
-    return isinstance(getattr(exc, 'original_exception', None), (ConnectionRefusedError, FileNotFoundError))
+    """The server is down: the connection was refused, its socket is gone,
+    or its host is unreachable at once (PyMySQL keeps the OSError of a failed
+    connect as original_exception). Not a timeout: a silent host may be
+    frozen and serve its stale data when it wakes."""
+    original = getattr(exc, 'original_exception', None)
+    return isinstance(original, (ConnectionRefusedError, FileNotFoundError)) or \
+        getattr(original, 'errno', None) == errno.EHOSTUNREACH
 
 
 def behind(gtid, position):

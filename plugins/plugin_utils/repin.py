@@ -31,6 +31,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mailops.mailstack.plugins.module_utils.replica_wait import ReplicaLagError, verdict
+
 STATES = ('out', 'in')
 # The phases of a re-pin, recorded in its state file as each step ends.
 PHASES = ('planned', 'fenced', 'flipped', 'clear', 'released')
@@ -150,3 +152,28 @@ def release_wait(flipped_at, now, cache_seconds):
     NFS clients' attribute cache time, actimeo) after the flip, so that no
     server serves a user from attributes it cached before the flip."""
     return max(0, int(float(flipped_at) + int(cache_seconds) - float(now) + 0.999))
+
+
+def replica_answer(result):
+    """(state, detail) of one replica's wait in repin_server.yml (its
+    registered mysql_query, run on the replica's host over its socket):
+    applied, behind, down (its server refuses: no reader reads it) or error
+    (its host does not answer: it may serve the old pins when it does)."""
+    if result.get('unreachable'):
+        return 'error', 'its host does not answer (%s)' % (result.get('msg') or '').strip()
+    if result.get('failed') or not result.get('query_result'):
+        msg = (result.get('msg') or '').strip()
+        down = 'Connection refused' in msg or 'No such file or directory' in msg
+        return ('down' if down else 'error'), msg
+    row = result['query_result'][0][0]
+    return ('applied' if row.get('waited') == 0 else 'behind'), row.get('position')
+
+
+def replica_check(results, position, timeout):
+    """Whether every replica has applied the flip (position: the primary's
+    after it): {'errors': [...], 'warnings': [...]} (replica_wait.verdict)."""
+    answers = [(r.get('item'),) + replica_answer(r) for r in results or []]
+    try:
+        return {'errors': [], 'warnings': verdict(position, answers, timeout)}
+    except ReplicaLagError as e:
+        return {'errors': [str(e)], 'warnings': []}

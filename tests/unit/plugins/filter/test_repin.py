@@ -1,14 +1,15 @@
 """The re-pin of the NFS topology: the plan (out spreads evenly, in brings
 back only those that left and are still elsewhere), taking up an unfinished
 run, whom to fence, what stops the release, when a fenced server may come
-back, and the wait for the NFS attribute cache."""
+back, the wait for the NFS attribute cache, and whether every replica has
+applied the flip."""
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mailops.mailstack.plugins.filter.repin import (
-    mail_repin_fence, mail_repin_plan, mail_repin_release_check, mail_repin_release_wait, mail_repin_resume,
-    mail_repin_unfence_check)
+    mail_repin_fence, mail_repin_plan, mail_repin_release_check, mail_repin_release_wait, mail_repin_replica_check,
+    mail_repin_resume, mail_repin_unfence_check)
 
 PINNED = {"a@x": "ms1", "b@x": "ms2", "c@x": "ms1", "d@x": "ms1", "e@x": "ms3"}
 
@@ -138,3 +139,25 @@ def test_a_fenced_server_comes_back_only_after_a_restart():
                                                 (100.0, 500.0, 0), (100.5, 100.0, 61)])
 def test_the_release_waits_out_the_attribute_cache_from_the_flip(flipped, now, wait):
     assert mail_repin_release_wait(flipped, now, 60) == wait
+
+
+def waited(item, waited_=0, position="0-1-9", **result):
+    return dict(item=item, query_result=[[{"waited": waited_, "position": position}]], **result)
+
+
+def test_the_replicas_applied_the_flip_or_are_down():
+    results = [waited("db2"), dict(item="db3", failed=True, msg="unable to connect to database: (2003, \"Can't "
+                                   "connect to MySQL server on 'localhost' ([Errno 2] No such file or directory)\")")]
+    check = mail_repin_replica_check(results, "0-1-9", 10)
+    assert check["errors"] == [] and len(check["warnings"]) == 1 and check["warnings"][0].startswith("replica db3 is down")
+
+
+@pytest.mark.parametrize("result, why", [
+    (waited("db2", -1, "0-1-7"), "db2 has not applied it within 10 s (at 0-1-7, 2 transaction(s) behind)"),
+    (dict(item="db2", unreachable=True, msg="ssh: connect to host db2: Connection timed out"),
+     "db2 does not answer as a replica (its host does not answer"),
+    (dict(item="db2", failed=True, msg="Access denied for user 'root'@'localhost'"), "db2 does not answer as a replica"),
+])
+def test_a_replica_behind_or_whose_host_does_not_answer_stops_the_run(result, why):
+    check = mail_repin_replica_check([waited("db3"), result], "0-1-9", 10)
+    assert len(check["errors"]) == 1 and why in check["errors"][0] and "db3" not in check["errors"][0], check

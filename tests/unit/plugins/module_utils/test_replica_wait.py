@@ -111,6 +111,7 @@ def test_behind_and_refused():
     assert behind("0-1-10,1-2-3", "0-1-12") == 0
     assert behind("0-1-10", "") is None
     assert refused(connect_error(FileNotFoundError(2, "No such file")))
+    assert refused(connect_error(OSError(113, "No route to host")))
     assert not refused(connect_error(TimeoutError("timed out")))
     assert not refused(pymysql.err.OperationalError(1045, "Access denied"))
 
