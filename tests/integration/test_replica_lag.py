@@ -74,7 +74,9 @@ def pair(tmp_path_factory):
     port = _free_port()
     binlog = ['--log-bin=mariadb-bin', '--binlog-format=ROW', '--gtid-domain-id=0']
     primary = MariaDB('127.0.0.1', port, ['--server-id=1'] + binlog)
-    replica = MariaDB('127.0.0.2', port, ['--server-id=2', '--read-only=ON', '--log-slave-updates'] + binlog)
+    # As the mail_database role makes a replica: Roundcube's database is not replicated.
+    replica = MariaDB('127.0.0.2', port, ['--server-id=2', '--read-only=ON', '--log-slave-updates',
+                                          '--replicate-wild-ignore-table=roundcube.%'] + binlog)
     try:
         for server in (primary, replica):
             server.start()
@@ -214,3 +216,86 @@ def test_a_replica_that_is_down_is_passed_over_with_a_warning(site):
     mover, _dovecot, result = _move(params, replica)
     assert result['outcome'] == 'moved'
     assert any(w.startswith('replica 127.0.0.3 is down') for w in mover.warnings), mover.warnings
+
+
+def test_a_position_ending_in_a_roundcube_write_the_replica_ignores_is_reached(site):
+    """repin_server.yml waits for the primary's whole position
+    (gtid_binlog_pos): a last transaction in Roundcube's database, which a
+    replica does not replicate, still counts as applied there."""
+    primary, replica, _params = site
+    _sql(primary, 'CREATE DATABASE IF NOT EXISTS roundcube')
+    _sql(primary, 'CREATE TABLE IF NOT EXISTS roundcube.session (id INT PRIMARY KEY AUTO_INCREMENT)')
+    _sql(primary, 'INSERT INTO roundcube.session VALUES ()')
+    position = _sql(primary, 'SELECT @@global.gtid_binlog_pos')[0][0]
+    assert _sql(replica, 'SELECT MASTER_GTID_WAIT(%s, 5)', (position,))[0][0] == 0
+    assert not _sql(replica, "SHOW DATABASES LIKE 'roundcube'")
+
+
+# -- repin_server.yml with a replica -----------------------------------------
+
+repin_playbook = _load('test_repin_playbook')
+
+
+@pytest.fixture
+def nfs_site(pair, tmp_path):
+    """test_repin_playbook's site (ms1 with u1, u3, u5; ms2 with the others;
+    its fakes) on the primary, and db2, the replica, in the inventory (every
+    host local; the wait reaches the replica's socket through
+    mailstack__replica_socket)."""
+    primary, replica = pair
+    db = Database(primary)
+    db.execute("INSERT INTO domain (name) VALUES ('example.test')")
+    for name, address in (("ms1", "10.9.0.2"), ("ms2", "10.9.0.3")):
+        db.execute("INSERT INTO mailbox_host (name, address) VALUES (%s, %s)", (name, address))
+    for n, email in enumerate(repin_playbook.USERS, 1):
+        db.execute("INSERT INTO mailbox (email, local_part, domain, password, maildir, mailbox_host) "
+                   "VALUES (%s, %s, 'example.test', 'x', %s, %s)",
+                   (email, email.split("@")[0], "example.test/u%d/" % n, "ms1" if n % 2 else "ms2"))
+    _caught_up(primary, replica)
+    state, bin_dir, records = tmp_path / "state", tmp_path / "bin", tmp_path / "records"
+    for path in (state, bin_dir):
+        path.mkdir()
+    for name, text in (("doveadm", repin_playbook.DOVEADM % {"state": state}), ("postqueue", "#!/bin/sh\nexit 0\n"),
+                       ("exportfs", "#!/bin/sh\necho \"$*\" >> %s/exportfs\n" % state)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    local = "ansible_connection: local, ansible_python_interpreter: %s" % sys.executable
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  children:\n    mail_db: {hosts: {db1: {%s}}}\n    mail_db_replica: {hosts: {db2: {%s}}}\n"
+        "    mail_nfs: {hosts: {nfs1: {%s}}}\n    mail_mx: {hosts: {ms1: {%s}, ms2: {%s}}}\n"
+        "    mail_store: {hosts: {ms1: {}, ms2: {}}}\n" % ((local,) * 5))
+    yield {"db": db, "socket": primary.socket, "state": state, "bin": bin_dir, "records": records,
+           "inventory": tmp_path / "hosts.yml", "replica": replica}
+    _sql(replica, 'START SLAVE')
+    db.close()
+
+
+def _replica_pins(replica):
+    rows = _sql(replica, "SELECT email, mailbox_host, hold_until > NOW() FROM mail.mailbox ORDER BY email")
+    return {r[0]: (r[1], bool(r[2])) for r in rows}
+
+
+def test_a_repin_stops_held_while_a_replica_has_not_applied_the_flip(nfs_site):
+    replica = nfs_site["replica"]
+    users = repin_playbook.USERS
+    (nfs_site["state"] / "sessions").write_text("u1@example.test\timap\n")
+    _sql(replica, 'STOP SLAVE SQL_THREAD')
+    extra = ("-e", "mailstack__replica_socket=%s" % replica.socket, "-e", "mailstack_repin_replica_timeout=2")
+    rc, out = repin_playbook.repin(nfs_site, *extra)
+    assert rc != 0 and "db2 has not applied it within 2 s" in out and "The users stay flipped and held" in out, out[-3000:]
+    # Flipped and held on the primary, no session ended: the replica still
+    # serves the old pins.
+    assert repin_playbook.pins(nfs_site) == {u: ("ms2", n % 2 == 1) for n, u in enumerate(users, 1)}
+    assert not (nfs_site["state"] / "kicks").exists()
+    assert _replica_pins(replica)["u1@example.test"] == ("ms1", False)
+    _sql(replica, 'START SLAVE SQL_THREAD')
+    rc, out = repin_playbook.repin(nfs_site, *extra)
+    assert rc == 0 and "finishing the unfinished run, phase flipped" in out, out[-3000:]
+    assert repin_playbook.pins(nfs_site) == {u: ("ms2", False) for u in users}
+
+
+def test_a_repin_passes_over_a_replica_that_is_down(nfs_site):
+    """(The replica's socket given is one where nothing listens.)"""
+    extra = ("-e", "mailstack__replica_socket=%s" % (nfs_site["records"] / "none.sock"))
+    rc, out = repin_playbook.repin(nfs_site, *extra)
+    assert rc == 0 and "replica db2 is down" in out, out[-3000:]
