@@ -114,6 +114,13 @@ def test_out_ends_the_sessions_waits_for_the_cache_and_releases(site):
     assert pins(site) == {u: ("ms1" if n % 2 else "ms2", False) for n, u in enumerate(USERS, 1)}
     assert record(site, "ms1.json") is None and record(site) is None
 
+    # The same request again: nothing to do, nothing changed (the scenario's
+    # second run failed on the empty plan and record once).
+    rc, out = repin(site, state="in")
+    assert rc == 0, out[-3000:]
+    assert "ms1 in: 0 user(s) to re-pin" in out
+    assert pins(site) == {u: ("ms1" if n % 2 else "ms2", False) for n, u in enumerate(USERS, 1)}
+
 
 def test_a_failed_kick_stops_the_release_and_a_rerun_finishes_the_recorded_plan(site):
     (site["state"] / "sessions").write_text("u3@example.test\tpop3\n")
