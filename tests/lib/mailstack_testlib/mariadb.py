@@ -58,9 +58,10 @@ def _free_port():
 
 
 class MariaDB(object):
-    """A mariadbd in a temporary directory."""
+    """A mariadbd in a temporary directory; options: more mariadbd options,
+    after (so over) the defaults below (bench/run scale sizes the buffer pool)."""
 
-    def __init__(self):
+    def __init__(self, options=()):
         self.mariadbd = _which('mariadbd') or _which('mysqld')
         self.install_db = _which('mariadb-install-db') or _which('mysql_install_db')
         if not (self.mariadbd and self.install_db and pymysql):
@@ -73,6 +74,7 @@ class MariaDB(object):
         self.log = os.path.join(self.tmp, 'mysqld.log')
         self.port = _free_port()
         self.proc = None
+        self.options = list(options)
 
     def _user_args(self):
         return ['--user=root'] if os.geteuid() == 0 else []
@@ -91,7 +93,7 @@ class MariaDB(object):
                '--pid-file=' + os.path.join(self.tmp, 'mysqld.pid'), '--log-error=' + self.log,
                '--skip-name-resolve', '--innodb-buffer-pool-size=256M', '--innodb-log-file-size=256M',
                '--innodb-flush-log-at-trx-commit=2', '--max-connections=50',
-               '--character-set-server=utf8mb4', '--collation-server=utf8mb4_unicode_ci'] + self._user_args()
+               '--character-set-server=utf8mb4', '--collation-server=utf8mb4_unicode_ci'] + self.options + self._user_args()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
         deadline = time.time() + 60
