@@ -13,7 +13,7 @@
 2. Starts its own MariaDB (mailstack_testlib.mariadb, as bench/run
    provision), creates the schema as mail_schema does (module_utils/schema),
    and bulk-loads (LOAD DATA LOCAL INFILE) each size in turn: N mailboxes
-   over 1,000 domains and 100 mailbox hosts, N/10 aliases, 10 relay domains,
+   over 1,000 domains and 100 mailbox hosts (ms1..ms100), N/10 aliases, 10 relay domains,
    10 moves in progress (one password hash for all).
 3. At each size, for each query: its EXPLAIN; the rows it reads per run
    (the session's Handler_read_* counters, less those of SELECT 1); p50 and
@@ -86,7 +86,9 @@ def alias(j):
 
 
 def host(i):
-    return 'store%03d' % (i % HOSTS + 1)
+    """ms1..ms100: the sharded example's shards (ms1, ms2) are among them,
+    so that their rendered iterate queries find their users."""
+    return 'ms%d' % (i % HOSTS + 1)
 
 
 # -- the data -----------------------------------------------------------------
@@ -113,7 +115,7 @@ def _tsv(path, rows):
 
 
 def load_rows(conn, tmp, start, end, password):
-    """Mailboxes start..end-1 (every 4th with a quota, every 100th suspended)
+    """Mailboxes start..end-1 (every 3rd with a quota, every 101st suspended)
     and their aliases (one per 10 mailboxes), in primary key order."""
     path = os.path.join(tmp, 'rows.tsv')
     chunk = 1000000
@@ -122,8 +124,8 @@ def load_rows(conn, tmp, start, end, password):
         for low in range(start, end, chunk):
             high = min(end, low + chunk)
             _tsv(path, (('u%08d@d%04d.example' % (i, i % DOMAINS), 'u%08d' % i, 'd%04d.example' % (i % DOMAINS),
-                         password, '1073741824' if i % 4 == 0 else '0', host(i),
-                         'd%04d.example/u%08d/' % (i % DOMAINS, i), '0' if i % 100 == 99 else '1')
+                         password, '1073741824' if i % 3 == 0 else '0', host(i),
+                         'd%04d.example/u%08d/' % (i % DOMAINS, i), '0' if i % 101 == 100 else '1')
                         for i in range(low, high)))
             cur.execute("LOAD DATA LOCAL INFILE %s INTO TABLE mailbox (email, local_part, domain, password, quota, "
                         'mailbox_host, maildir, active)', (path,))
