@@ -39,6 +39,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -366,35 +367,49 @@ def percentiles(times):
     return (round(times[len(times) // 2] * 1000, 3), round(times[int(0.99 * (len(times) - 1))] * 1000, 3))
 
 
-def timed(conn, probe, keys, budget):
-    times = []
-    end = time.time() + budget
+def _once(conn, probe, key):
+    start = time.perf_counter()
+    probe.run(conn, key)
+    return time.perf_counter() - start
+
+
+def timed_lookups(conn, probes, keys):
+    """{probe name: [seconds]}: round after round, one run of each lookup
+    and of SELECT 1 (the client's round trip, probes[0]) per round, so that
+    a burst of other load on the machine falls on every query alike."""
+    times = dict((p.name, []) for p in probes)
+    for n in range(len(keys[probes[0].name])):
+        for probe in probes:
+            times[probe.name].append(_once(conn, probe, keys[probe.name][n]))
+    return times
+
+
+def timed_listing(conn, probe, keys, budget=20.0):
+    times, end = [], time.time() + budget
     for key in keys:
-        start = time.perf_counter()
-        probe.run(conn, key)
-        times.append(time.perf_counter() - start)
-        if probe.kind == 'listing' and time.time() > end and len(times) >= 3:
+        times.append(_once(conn, probe, key))
+        if time.time() > end and len(times) >= 3:
             break
     return times
 
 
+SELECT1 = Probe('SELECT 1', {}, 'lookup', 'none', lambda key: 'SELECT 1')
+
+
 def measure(conn, probes, size, lookups, listing_runs, rnd):
-    with conn.cursor() as cur:
-        times = []
-        for dummy in range(lookups):
-            start = time.perf_counter()
-            cur.execute('SELECT 1')
-            cur.fetchall()
-            times.append(time.perf_counter() - start)
-    floor = percentiles(times)
+    keys = dict((p.name, sample_keys(p.keys, size, lookups if p.kind == 'lookup' else listing_runs, rnd))
+                for p in [SELECT1] + probes)
+    times = timed_lookups(conn, [SELECT1] + [p for p in probes if p.kind == 'lookup'], keys)
+    floor = percentiles(times['SELECT 1'])
+    log('SELECT 1 (the round trip): p50 %.3f ms, p99 %.3f ms' % floor)
     results = []
     for probe in probes:
-        keys = sample_keys(probe.keys, size, lookups if probe.kind == 'lookup' else listing_runs, rnd)
-        plan, plan_scan = explain(conn, probe, keys[0])
-        read, returned = rows_read(conn, probe, keys)
-        p50, p99 = percentiles(timed(conn, probe, keys, 20.0))
+        plan, plan_scan = explain(conn, probe, keys[probe.name][0])
+        read, returned = rows_read(conn, probe, keys[probe.name])
+        runs = times[probe.name] if probe.kind == 'lookup' else timed_listing(conn, probe, keys[probe.name])
+        p50, p99 = percentiles(runs)
         scan = plan_scan or read > 2 * returned + 10
-        results.append(dict(name=probe.name, kind=probe.kind, p50_ms=p50, p99_ms=p99, runs=len(keys),
+        results.append(dict(name=probe.name, kind=probe.kind, p50_ms=p50, p99_ms=p99, runs=len(runs),
                             rows_read=round(read, 1), rows_returned=round(returned, 1), plan=plan, scan=scan,
                             known_scan=known_scan(probe.name, probe.source.get('hosts', ()))))
         log('%-48s p50 %8.3f ms  p99 %8.3f ms  read %10.1f  returned %10.1f  %s'
@@ -448,8 +463,15 @@ def options():
     return opts
 
 
+def _stop(signum, frame):
+    raise SystemExit('scale: stopped by signal %d' % signum)
+
+
 def main():
     opts = options()
+    # The finally below stops MariaDB also when the run is stopped.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     tmp = tempfile.mkdtemp(prefix='mailstack-scale-')
     rnd = random.Random(33)
     server = it.MariaDB(options=['--innodb-buffer-pool-size=' + opts.buffer_pool, '--innodb-log-file-size=1G',
@@ -473,8 +495,9 @@ def main():
             facts = dict(mailboxes=size, aliases=(size + 9) // 10, load_seconds=round(load_s, 1))
             facts.update(footprint(conn, server))
             log('%s' % facts)
+            load_before = os.getloadavg()[0]
             floor, results = measure(conn, probes, size, opts.lookups, opts.listing_runs, rnd)
-            facts.update(floor)
+            facts.update(floor, load_avg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)])
             runs[size] = dict(facts, queries=results)
         conn.close()
     finally:
