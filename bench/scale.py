@@ -27,7 +27,7 @@
    the rows it returns plus 10. With --smoke, a scan of a query not in
    KNOWN_SCANS fails the run (exit 1): a lookup that lost its index.
 
-Usage: bench/run scale [--size N ...] [--lookups L] [--buffer-pool 4G] [--smoke]
+Usage: bench/run scale [--size N ...] [--lookups L] [--buffer-pool 4G] [--schema-version 4] [--smoke]
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.mailops.mailstack.plugins.module_utils import mailbox_move_db, passwords
+from ansible_collections.mailops.mailstack.plugins.module_utils import mailbox_move_db, passwords, schema
 from ansible_collections.mailops.mailstack.plugins.modules import mailstack_info
 from mailstack_testlib import mariadb as it
 from mailstack_testlib import queries
@@ -148,7 +148,8 @@ def footprint(conn, server):
         cur.execute('SELECT SUM(data_length), SUM(index_length) FROM information_schema.tables '
                     'WHERE table_schema = %s', (it.DB_NAME,))
         data, index = cur.fetchone()
-    du = subprocess.run(['du', '-sm', '--exclude=ib_logfile*', server.datadir], stdout=subprocess.PIPE, universal_newlines=True).stdout
+    du = subprocess.run(['du', '-sm', '--exclude=ib_logfile*', server.datadir], stdout=subprocess.PIPE,
+                        universal_newlines=True).stdout
     with open('/proc/%d/status' % server.proc.pid) as f:
         rss = [int(line.split()[1]) for line in f if line.startswith('VmRSS:')][0]
     return dict(data_mb=round(int(data) / 2 ** 20, 1), index_mb=round(int(index) / 2 ** 20, 1),
@@ -452,6 +453,9 @@ def options():
     ap.add_argument('--listing-runs', type=int, default=10,
                     help='runs of each listing per size, at most 20 s of them (default 10)')
     ap.add_argument('--buffer-pool', default='4G', help="MariaDB's innodb_buffer_pool_size (default 4G)")
+    ap.add_argument('--schema-version', type=int, default=schema.LATEST,
+                    help='the schema up to this version, 4 or more (what an older collection made; default %d); '
+                         'below that, the upgrade after the last size is timed (upgrade_seconds)' % schema.LATEST)
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory')
     ap.add_argument('--smoke', action='store_true',
                     help='the suite: %(sizes)s mailboxes, %(lookups)d lookups, fail on a scan not in KNOWN_SCANS'
@@ -461,6 +465,24 @@ def options():
         opts.size, opts.lookups, opts.buffer_pool = SMOKE['sizes'], SMOKE['lookups'], SMOKE['buffer_pool']
     opts.size = sorted(set(opts.size or [100000]))
     return opts
+
+
+def one_size(server, conn, tmp, probes, size, opts, rnd, password):
+    """Loads the mailboxes up to size (those below are there from the
+    previous size), then measures every query."""
+    with conn.cursor() as cur:
+        cur.execute('SELECT COUNT(*) FROM mailbox')
+        loaded = cur.fetchone()[0]
+    log('loading mailboxes %d..%d' % (loaded, size - 1))
+    start = time.time()
+    load_rows(conn, tmp, loaded, size, password)
+    facts = dict(mailboxes=size, aliases=(size + 9) // 10, load_seconds=round(time.time() - start, 1))
+    facts.update(footprint(conn, server))
+    log('%s' % facts)
+    load_before = os.getloadavg()[0]
+    floor, results = measure(conn, probes, size, opts.lookups, opts.listing_runs, rnd)
+    facts.update(floor, load_avg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)])
+    return dict(facts, queries=results)
 
 
 def _stop(signum, frame):
@@ -481,31 +503,32 @@ def main():
         probes = template_probes(os.path.join(tmp, 'render'))
         log('starting MariaDB (buffer pool %s)' % opts.buffer_pool)
         server.start()
-        it.Database(server).close()  # the schema, by schema.migrate (what mail_schema runs)
+        # the schema, by schema.migrate (what mail_schema runs)
+        db = it.Database(server, with_schema=False)
+        schema.migrate(db.conn, target=opts.schema_version)
         conn = connect(server, local_infile=True)
         load_fixed(conn)
         probes += move_probes(conn) + info_probes(server)
-        password = passwords.handler('SHA512-CRYPT', 5000).hash('bench')
-        loaded = 0
+        password = passwords.handler('SHA512-CRYPT', 5000).hash('bench')  # the same for every mailbox
         for size in opts.size:
-            log('loading mailboxes %d..%d' % (loaded, size - 1))
-            start = time.time()
-            load_rows(conn, tmp, loaded, size, password)
-            loaded, load_s = size, time.time() - start
-            facts = dict(mailboxes=size, aliases=(size + 9) // 10, load_seconds=round(load_s, 1))
-            facts.update(footprint(conn, server))
-            log('%s' % facts)
-            load_before = os.getloadavg()[0]
-            floor, results = measure(conn, probes, size, opts.lookups, opts.listing_runs, rnd)
-            facts.update(floor, load_avg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)])
-            runs[size] = dict(facts, queries=results)
+            runs[size] = one_size(server, conn, tmp, probes, size, opts, rnd, password)
         conn.close()
+        upgrade = None
+        if opts.schema_version < schema.LATEST:
+            log('upgrading the schema from version %d' % opts.schema_version)
+            start = time.time()
+            schema.migrate(db.conn)
+            upgrade = round(time.time() - start, 1)
+        db.close()
     finally:
         server.stop()
         if not opts.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     result = dict(sizes=opts.size, lookups=opts.lookups, buffer_pool=opts.buffer_pool, domains=DOMAINS,
-                  mailbox_hosts=HOSTS, queries=dict((p.name, p.source) for p in probes))
+                  mailbox_hosts=HOSTS, schema_version=opts.schema_version,
+                  queries=dict((p.name, p.source) for p in probes))
+    if upgrade is not None:
+        result.update(upgraded_to=schema.LATEST, upgrade_seconds=upgrade)
     result.update(summary(opts.size, runs, probes))
     result['runs'] = dict((label(s), runs[s]) for s in opts.size)
     print(json.dumps(result, sort_keys=False))
