@@ -148,7 +148,7 @@ def footprint(conn, server):
         cur.execute('SELECT SUM(data_length), SUM(index_length) FROM information_schema.tables '
                     'WHERE table_schema = %s', (it.DB_NAME,))
         data, index = cur.fetchone()
-    du = subprocess.run(['du', '-sm', '--exclude=ib_logfile*', server.datadir], stdout=subprocess.PIPE,
+    du = subprocess.run(['du', '-sm', '--exclude=ib_logfile*', server.datadir], stdout=subprocess.PIPE, check=True,
                         universal_newlines=True).stdout
     with open('/proc/%d/status' % server.proc.pid) as f:
         rss = [int(line.split()[1]) for line in f if line.startswith('VmRSS:')][0]
