@@ -533,8 +533,8 @@ def main():
     result['runs'] = dict((label(s), runs[s]) for s in opts.size)
     print(json.dumps(result, sort_keys=False))
     if opts.smoke and result['unexpected_scans']:
-        sys.exit('scale: queries that scan and should not (a lost index?): %s'
-                 % ', '.join(result['unexpected_scans']))
+        sys.exit('scale: queries that scan and should not (a lost index, or a list of more users than its '
+                 'host holds; KNOWN_SCANS in bench/scale.py): %s' % ', '.join(result['unexpected_scans']))
 
 
 if __name__ == '__main__':
