@@ -114,7 +114,7 @@ def _setup(tmp):
 def render(tmp, topologies=TOPOLOGIES, timeout=600):
     """Renders the files of every example into tmp/<topology>/<host>/; the
     ansible-playbook runs go side by side. Raises RuntimeError naming the
-    example whose run failed."""
+    example whose run failed or took longer than timeout seconds."""
     path = _setup(tmp)
     env = ansible_env(ANSIBLE_HOME=os.path.join(tmp, 'ansible-home'),
                       ANSIBLE_LOCAL_TEMP=os.path.join(tmp, 'ansible-local'),
@@ -129,7 +129,14 @@ def render(tmp, topologies=TOPOLOGIES, timeout=600):
             _args(topology, out, path), env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT))
     failed = []
     for topology, (log, proc) in sorted(runs.items()):
-        rc = proc.wait(timeout=timeout)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for dummy, other in runs.values():
+                other.kill()
+                other.wait()
+            raise RuntimeError('rendering the templates of the example %s took more than %d s (log: %s)'
+                               % (topology, timeout, log.name))
         log.close()
         if rc != 0:
             with open(log.name) as f:
