@@ -15,6 +15,7 @@ import pytest
 
 from ansible_collections.mailops.mailstack.plugins.module_utils import passwords, schema
 from ansible_collections.mailops.mailstack.plugins.module_utils.validation import Placer
+from mailstack_testlib.mariadb import pymysql
 
 PW = 'Corr3ct-Horse-Battery'
 PW2 = 'An0ther-Secret-Value'
@@ -134,7 +135,7 @@ def test_schema_upgrade_2_to_4_keeps_rows(ansible, empty_db):
     empty_db.execute("INSERT INTO mailbox (email, local_part, domain, password, quota, mailbox_host, maildir) "
                      "VALUES ('a@example.org', 'a', 'example.org', '{PLAIN}x', 1024, 'store1', 'example.org/a/')")
     before = empty_db.query('SELECT email, password, quota, mailbox_host, maildir FROM mailbox')
-    r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
+    r1, r2 = ansible.tasks([('mail_schema', {'version': 4}, {}), ('mail_schema', {'version': 4}, {})])
     assert r1['changed'] and (r1['version_before'], r1['version_after']) == (2, 4)
     assert r1['applied'] == ['3: moving mailboxes between shards: mailbox.hold_until, mailbox_move',
                              '4: mailbox_move: a lock (owner, expiry), the dsync state, the source status at the '
@@ -146,6 +147,47 @@ def test_schema_upgrade_2_to_4_keeps_rows(ansible, empty_db):
     columns = [c[0] for c in empty_db.query('SHOW COLUMNS FROM mailbox_move')]
     assert columns[columns.index('state'):] == ['state', 'owner', 'lock_until', 'sync_state', 'source_status',
                                                 'started', 'modified']
+
+
+def mailbox_indexes(db):
+    """{index: [columns in order]} of the mailbox table."""
+    found = {}
+    for row in db.query('SHOW INDEX FROM mailbox'):
+        found.setdefault(row[2], []).append((row[3], row[4]))
+    return dict((k, [c for n, c in sorted(v)]) for k, v in found.items())
+
+
+def test_schema_upgrade_4_to_5_replaces_the_mailbox_host_index(ansible, empty_db):
+    """A version 4 database with users: mail_schema replaces the index on
+    mailbox_host by (mailbox_host, active), keeps every row and the foreign
+    key, and a shard's iterate query then reads the index alone."""
+    assert ansible.run('mail_schema', {'version': 4})['changed']
+    assert mailbox_indexes(empty_db)['mailbox_host_idx'] == ['mailbox_host']
+    empty_db.execute("INSERT INTO domain (name) VALUES ('example.org')")
+    empty_db.execute("INSERT INTO mailbox_host (name, address) VALUES ('ms1', '10.0.0.1'), ('ms2', '10.0.0.2')")
+    for i in range(40):
+        empty_db.execute("INSERT INTO mailbox (email, local_part, domain, password, mailbox_host, maildir, active) "
+                         "VALUES (%s, %s, 'example.org', '{PLAIN}x', %s, %s, %s)",
+                         ('u%d@example.org' % i, 'u%d' % i, 'ms%d' % (i % 2 + 1), 'example.org/u%d/' % i,
+                          0 if i % 10 == 9 else 1))
+    before = empty_db.query('SELECT * FROM mailbox ORDER BY email')
+    r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
+    assert r1['changed'] and (r1['version_before'], r1['version_after']) == (4, 5)
+    assert not r2['changed']
+    indexes = mailbox_indexes(empty_db)
+    assert indexes['mailbox_host_active'] == ['mailbox_host', 'active'] and 'mailbox_host_idx' not in indexes
+    assert empty_db.query('SELECT * FROM mailbox ORDER BY email') == before
+    # the foreign key still holds
+    with pytest.raises(pymysql.err.IntegrityError):
+        empty_db.execute("UPDATE mailbox SET mailbox_host = 'nowhere' WHERE email = 'u0@example.org'")
+    # re-running the migration's statement (a run that died before its
+    # schema_version row) changes nothing
+    for stmt in schema.MIGRATIONS[4][2]:
+        empty_db.execute(stmt)
+    assert mailbox_indexes(empty_db) == indexes
+    empty_db.execute('ANALYZE TABLE mailbox')
+    plan = empty_db.query("EXPLAIN SELECT email FROM mailbox WHERE mailbox_host = 'ms1' AND active = 1")
+    assert plan[0][5] == 'mailbox_host_active' and 'Using index' in plan[0][9], plan
 
 
 def test_modules_require_schema(ansible, empty_db):

@@ -73,10 +73,10 @@ def _caught_up(primary, replica):
 def pair(tmp_path_factory):
     port = _free_port()
     binlog = ['--log-bin=mariadb-bin', '--binlog-format=ROW', '--gtid-domain-id=0']
-    primary = MariaDB('127.0.0.1', port, ['--server-id=1'] + binlog)
+    primary = MariaDB('127.0.0.1', port, options=['--server-id=1'] + binlog)
     # As the mail_database role makes a replica: Roundcube's database is not replicated.
-    replica = MariaDB('127.0.0.2', port, ['--server-id=2', '--read-only=ON', '--log-slave-updates',
-                                          '--replicate-wild-ignore-table=roundcube.%'] + binlog)
+    replica = MariaDB('127.0.0.2', port, options=['--server-id=2', '--read-only=ON', '--log-slave-updates',
+                                                  '--replicate-wild-ignore-table=roundcube.%'] + binlog)
     try:
         for server in (primary, replica):
             server.start()

@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one way the tests, the Molecule scenarios' checks and the benchmarks
 run Ansible (see runner.py); mailstack_testlib.mariadb has the throw-away
-MariaDB and the module runner of tests/integration and bench/run provision.
+MariaDB and the module runner of tests/integration and bench/run provision;
+mailstack_testlib.queries renders the queries the tiers send to it (bench/run
+scale, tests/integration/test_tier_queries.py).
 
 On the path by configuration, never by code: pytest.ini (pythonpath),
 extensions/molecule/config.yml (PYTHONPATH for the verifier and the

@@ -60,10 +60,11 @@ def _free_port():
 class MariaDB(object):
     """A mariadbd in a temporary directory, on 127.0.0.1 and a free port
     unless bind and port say otherwise (several servers on one port, each on
-    its own loopback address, for the modules' list of hosts); extra_args:
-    more mariadbd options (a server id and a binary log for replication)."""
+    its own loopback address, for the modules' list of hosts); options: more
+    mariadbd options, after (so over) the defaults below (a server id and a
+    binary log for replication; bench/run scale sizes the buffer pool)."""
 
-    def __init__(self, bind='127.0.0.1', port=None, extra_args=()):
+    def __init__(self, bind='127.0.0.1', port=None, options=()):
         self.mariadbd = _which('mariadbd') or _which('mysqld')
         self.install_db = _which('mariadb-install-db') or _which('mysql_install_db')
         if not (self.mariadbd and self.install_db and pymysql):
@@ -76,7 +77,7 @@ class MariaDB(object):
         self.log = os.path.join(self.tmp, 'mysqld.log')
         self.bind = bind
         self.port = port or _free_port()
-        self.extra_args = list(extra_args)
+        self.options = list(options)
         self.proc = None
 
     def _user_args(self):
@@ -96,7 +97,7 @@ class MariaDB(object):
                '--pid-file=' + os.path.join(self.tmp, 'mysqld.pid'), '--log-error=' + self.log,
                '--skip-name-resolve', '--innodb-buffer-pool-size=256M', '--innodb-log-file-size=256M',
                '--innodb-flush-log-at-trx-commit=2', '--max-connections=50',
-               '--character-set-server=utf8mb4', '--collation-server=utf8mb4_unicode_ci'] + self.extra_args
+               '--character-set-server=utf8mb4', '--collation-server=utf8mb4_unicode_ci'] + self.options
         cmd += self._user_args()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)

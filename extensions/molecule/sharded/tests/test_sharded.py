@@ -93,6 +93,15 @@ def test_mail_lands_only_on_the_users_shard_through_either_smtp_host(host, ms1, 
     assert (count(ms2, "alice"), count(ms1, "bob")) == (0, 0)
 
 
+def test_doveadm_on_a_shard_lists_only_its_own_users(ms1, ms2):
+    """doveadm -A and doveadm user '*' (the userdb's iterate_query) on a shard
+    name the users placed there (dovecot_mailbox_host), never another shard's."""
+    one = set(ms1.check_output("doveadm user '*'").split())
+    two = set(ms2.check_output("doveadm user '*'").split())
+    assert "alice@example.test" in one and "bob@example.test" in two, (one, two)
+    assert not one & two, one & two
+
+
 def test_unknown_recipient_refused_at_rcpt(host):
     got = client(host, """
         s = smtplib.SMTP("smtp.example.test", 25, timeout=30)

@@ -55,8 +55,11 @@ def _sharded(host, site, inventory, proxy):
         # SASL for the SMTP tier's submission.
         options.update(dovecot_protocols=['imap', 'pop3'], dovecot_auth_listen=me)
     else:
-        # move_user.yml's mailbox_move runs here and reads the database.
-        options.update(dovecot_lmtp_listen=me, dovecot_lmtp_proxy=True, dovecot_mailbox_moves=True)
+        # move_user.yml's mailbox_move runs here and reads the database;
+        # doveadm -A lists the users placed here (its mailbox_host name, as
+        # mail_database registers it), not every shard's.
+        options.update(dovecot_lmtp_listen=me, dovecot_lmtp_proxy=True, dovecot_mailbox_moves=True,
+                       dovecot_mailbox_host=host.name)
         options.update(_shard_logins(host, site, inventory))
     return options
 

@@ -461,6 +461,10 @@ def test_sharded():
     # Moves run on the shards (mailbox_move reads the database there): the
     # shards install its database client, the proxy does not.
     assert ms1["dovecot_mailbox_moves"] is True and "dovecot_mailbox_moves" not in proxy1
+    # doveadm -A on a shard lists its own users: its name in mailbox_host,
+    # the one mail_database registers it under.
+    assert ms1["dovecot_mailbox_host"] == "ms1" and "dovecot_mailbox_host" not in proxy1
+    assert {"name": "ms1", "address": "10.0.0.41"} in ns1["mail_database_mailbox_hosts"]
     # Routing by the database's mailbox host: no cached lookups, on the proxy nor the shards.
     assert proxy1["dovecot_auth_cache_size"] == "0" and ms1["dovecot_auth_cache_size"] == "0"
     zone = ns1["dns_zones"][0]
@@ -643,7 +647,8 @@ def test_nfs_shared():
         "dovecot_auth_cache_size": "0", "dovecot_lmtp_listen": ["10.0.0.202"], "dovecot_lmtp_proxy": True,
         "dovecot_login_proxy_maybe": True, "dovecot_trusted_networks": ["10.0.0.203/32", "fd00::203/128"],
         "dovecot_quota_status": False, "dovecot_postfix_local": True}
-    assert "dovecot_proxy_networks" not in ms1
+    # Every server of the NFS store holds every user: doveadm -A lists them all.
+    assert "dovecot_proxy_networks" not in ms1 and "dovecot_mailbox_host" not in ms1
     assert ms2["dovecot_trusted_networks"] == ["10.0.0.202/32"]
     # LMTP on every address of the server, IPv6 too.
     assert ms2["dovecot_lmtp_listen"] == ["10.0.0.203", "fd00::203"]

@@ -31,8 +31,10 @@ def test_alter_statements_can_be_rerun():
     for version, description, statements in schema.MIGRATIONS:
         for stmt in statements:
             text = ' '.join(stmt.upper().split())
-            if text.startswith('ALTER TABLE') and ' ADD COLUMN ' in text:
-                assert ' ADD COLUMN IF NOT EXISTS ' in text, (version, stmt)
+            if text.startswith('ALTER TABLE'):
+                for verb in ('ADD COLUMN', 'ADD INDEX', 'DROP INDEX'):
+                    if ' %s ' % verb in text:
+                        assert ' %s IF ' % verb in text, (version, stmt)
 
 
 def test_migration_2_adds_relay_host():
@@ -40,3 +42,13 @@ def test_migration_2_adds_relay_host():
     assert version == 2 and 'relay_host' in description
     assert statements == ['ALTER TABLE domain ADD COLUMN IF NOT EXISTS relay_host VARCHAR(255) NULL DEFAULT NULL '
                           'AFTER kind']
+
+
+def test_migration_5_replaces_the_mailbox_host_index_online():
+    version, description, statements = schema.MIGRATIONS[4]
+    assert version == 5
+    text = ' '.join(' '.join(statements).split())
+    assert 'ADD INDEX IF NOT EXISTS mailbox_host_active (mailbox_host, active)' in text
+    assert 'DROP INDEX IF EXISTS mailbox_host_idx' in text
+    # One statement: the foreign key on mailbox_host always has an index.
+    assert len(statements) == 1 and 'LOCK=NONE' in text
