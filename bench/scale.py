@@ -25,9 +25,12 @@
    table or index scan (type ALL or index) of a table other than
    mailbox_host (one row per shard), or a query that reads more than twice
    the rows it returns plus 10. With --smoke, a scan of a query not in
-   KNOWN_SCANS fails the run (exit 1): a lookup that lost its index.
+   KNOWN_SCANS fails the run (exit 1): a lookup that lost its index; its
+   line is then short (the summary and each size's facts, not every
+   query's figures: --detail FILE writes the whole object).
 
 Usage: bench/run scale [--size N ...] [--lookups L] [--buffer-pool 4G] [--schema-version 4] [--smoke]
+       [--detail FILE]
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -445,6 +448,16 @@ def summary(sizes, runs, probes):
     return out
 
 
+def short(result):
+    """The smoke's line: the summary and each size's facts, without every
+    query's text and figures (--detail FILE keeps them)."""
+    out = dict((k, v) for k, v in result.items() if k not in ('queries', 'runs'))
+    out['queries'] = len(result['queries'])
+    out['runs'] = dict((size, dict((k, v) for k, v in facts.items() if k != 'queries'))
+                       for size, facts in result['runs'].items())
+    return out
+
+
 def options():
     ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     ap.add_argument('--size', type=int, action='append',
@@ -457,6 +470,8 @@ def options():
                     help='the schema up to this version, 4 or more (what an older collection made; default %d); '
                          'below that, the upgrade after the last size is timed (upgrade_seconds)' % schema.LATEST)
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory')
+    ap.add_argument('--detail', metavar='FILE',
+                    help='write the whole result (every query, its text, plans and figures) to FILE too')
     ap.add_argument('--smoke', action='store_true',
                     help='the suite: %(sizes)s mailboxes, %(lookups)d lookups, fail on a scan not in KNOWN_SCANS'
                     % SMOKE)
@@ -531,7 +546,10 @@ def main():
         result.update(upgraded_to=schema.LATEST, upgrade_seconds=upgrade)
     result.update(summary(opts.size, runs, probes))
     result['runs'] = dict((label(s), runs[s]) for s in opts.size)
-    print(json.dumps(result, sort_keys=False))
+    if opts.detail:
+        with open(opts.detail, 'w') as f:
+            json.dump(result, f, indent=1)
+    print(json.dumps(short(result) if opts.smoke else result, sort_keys=False))
     if opts.smoke and result['unexpected_scans']:
         sys.exit('scale: queries that scan and should not (a lost index, or a list of more users than its '
                  'host holds; KNOWN_SCANS in bench/scale.py): %s' % ', '.join(result['unexpected_scans']))
