@@ -257,7 +257,7 @@ def test_a_shard_has_only_the_moves_account(ms1):
     db_host = ms1.check_output("sed -n 's/^connect = host=\\([^ ]*\\).*/\\1/p' /etc/dovecot/dovecot-sql.conf.ext")
     mover = ("mail_mover", "lab-mover-password")
     tries = [("mailadmin", "lab-admin-password", "SELECT 1"),
-             mover + ("SELECT mailbox_host, hold_until IS NULL FROM mailbox LIMIT 1",),
+             mover + ("SELECT email, mailbox_host, maildir FROM mailbox LIMIT 1",),
              mover + ("SELECT password FROM mailbox LIMIT 1",),
              mover + ("UPDATE mailbox SET quota = 0 WHERE email = 'nobody@example.test'",),
              mover + ("DELETE FROM mailbox_host WHERE name = 'nobody'",)]
