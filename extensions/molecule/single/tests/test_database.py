@@ -135,7 +135,7 @@ def test_remote_accounts_require_tls_and_the_services_verify_the_server(host, db
     assert "tls_verify_cert = yes" in conf and "tls_CAfile = /etc/ssl/certs/ca-certificates.crt" in conf
     assert host.check_output("postmap -q alice@example.test mysql:/etc/postfix/sql/virtual_mailboxes.cf")
     assert "option_file=/etc/dovecot/mailstack-db.cnf" in host.file("/etc/dovecot/dovecot-sql.conf.ext").content_string
-    assert "ssl-verify-server-cert" in host.file("/etc/dovecot/mailstack-db.cnf").content_string.splitlines()
+    assert "ssl-verify-server-cert = 1" in host.file("/etc/dovecot/mailstack-db.cnf").content_string.splitlines()
     assert "home" in host.check_output("doveadm user alice@example.test")
 
 
