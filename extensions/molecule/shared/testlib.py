@@ -7,15 +7,18 @@ The verifier's PYTHONPATH (extensions/molecule/config.yml) has this
 directory and tests/lib: a scenario's tests `import testlib`.
 """
 
+import collections
 import json
 import os
 import tempfile
 import textwrap
 import time
 
+import testinfra
+
 from mailstack_testlib import ansible_env, playbook, recap
 
-__all__ = ["PROJECT", "client", "recap", "report", "run_playbook", "state_dir"]
+__all__ = ["PROJECT", "client", "lab_host", "mail_sql", "maildir_ids", "recap", "report", "run_playbook", "state_dir"]
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
 
@@ -84,3 +87,31 @@ def stop_loop(host, name, stop, timeout):
     out = host.file("/tmp/%s-loop.json" % name).content_string
     assert out.strip(), host.file("/tmp/%s-loop.err" % name).content_string
     return json.loads(out.strip().splitlines()[-1])
+
+
+def lab_host(name):
+    """A lab host (its container), for testinfra."""
+    return testinfra.get_host("podman://%s" % name)
+
+
+def mail_sql(query, db_host="ns1"):
+    """A query in the mail database, as root on its host; the output."""
+    return lab_host(db_host).check_output("mysql -N mail -e %s" % json.dumps(query))
+
+
+# The Message-IDs of a Maildir's INBOX, one per message file (None for a
+# message without one), read from the files themselves.
+_MAILDIR_IDS = """
+import email, glob, json, sys
+ids = []
+for path in glob.glob(sys.argv[1] + "/new/*") + glob.glob(sys.argv[1] + "/cur/*"):
+    with open(path, "rb") as f:
+        ids.append(email.message_from_binary_file(f).get("Message-ID"))
+print(json.dumps(ids))
+"""
+
+
+def maildir_ids(host, maildir):
+    """A Counter of the Message-IDs in maildir's new/ and cur/ on host."""
+    return collections.Counter(json.loads(host.check_output(
+        "python3 - %s <<'EOF'\n%s\nEOF" % (maildir, _MAILDIR_IDS))))

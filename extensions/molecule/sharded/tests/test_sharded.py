@@ -6,7 +6,6 @@ one run (by a list, then back by a file), a bad list that moves nobody.
 
 The tests run in file order; the later ones move users between the shards."""
 
-import collections
 import json
 import os
 import shlex
@@ -461,22 +460,9 @@ def test_cleanup_removes_the_source_copy_and_keeps_the_live_one(host, ms1, ms2):
     assert len(carol_mailbox(host)["rows"]) == sum(live.values())
 
 
-# The Message-IDs of a user's INBOX on a shard, one per message file (None
-# for a message without one), read from the Maildir's files themselves.
-MESSAGE_IDS = """
-import email, glob, json, sys
-ids = []
-for path in sorted(glob.glob("/var/vmail/example.test/%s/Maildir/new/*" % sys.argv[1])
-                   + glob.glob("/var/vmail/example.test/%s/Maildir/cur/*" % sys.argv[1])):
-    with open(path, "rb") as f:
-        ids.append(email.message_from_binary_file(f).get("Message-ID"))
-print(json.dumps(ids))
-"""
-
-
 def message_ids(store, user):
-    return collections.Counter(json.loads(store.check_output(
-        "python3 - %s <<'EOF'\n%s\nEOF" % (user, MESSAGE_IDS))))
+    """The Message-IDs of user's INBOX on a shard (testlib.maildir_ids)."""
+    return testlib.maildir_ids(store, "/var/vmail/example.test/%s/Maildir" % user)
 
 
 def send_with_ids(host, user, tag, n):

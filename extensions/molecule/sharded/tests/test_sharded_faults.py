@@ -24,7 +24,6 @@ import subprocess
 import time
 
 import pytest
-import testinfra
 
 import testlib
 from mailstack_testlib import ansible_env, playbook
@@ -36,8 +35,8 @@ USER, EMAIL = "alice", "alice@example.test"
 MAILDIR = "/var/vmail/example.test/alice/Maildir"
 
 
-def shard(name):
-    return testinfra.get_host("podman://%s" % name)
+shard = testlib.lab_host
+sql = testlib.mail_sql
 
 
 # Messages written straight into the Maildir (enough that the copy lasts a
@@ -53,30 +52,16 @@ for i in range(n):
     os.chown(p, st.st_uid, st.st_gid)
 """
 
-IDS = """
-import email, glob, json, sys
-ids = []
-for path in glob.glob(sys.argv[1] + "/new/*") + glob.glob(sys.argv[1] + "/cur/*"):
-    with open(path, "rb") as f:
-        ids.append(email.message_from_binary_file(f).get("Message-ID"))
-print(json.dumps(ids))
-"""
-
-
 def fill(store, tag, n):
     store.check_output("python3 - %s %d %s <<'EOF'\n%s\nEOF" % (tag, n, MAILDIR, FILL))
 
 
 def ids(store):
-    return collections.Counter(json.loads(store.check_output("python3 - %s <<'EOF'\n%s\nEOF" % (MAILDIR, IDS))))
+    return testlib.maildir_ids(store, MAILDIR)
 
 
 def uidvalidity(store):
     return store.check_output("doveadm mailbox status -u %s uidvalidity INBOX" % EMAIL)
-
-
-def sql(query):
-    return shard("ns1").check_output("mysql -N mail -e %s" % json.dumps(query))
 
 
 def start_move(target, log):

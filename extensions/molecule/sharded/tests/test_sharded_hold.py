@@ -29,7 +29,6 @@ import os
 import time
 
 import pytest
-import testinfra
 
 import testlib
 from testlib import client
@@ -43,12 +42,8 @@ FAULTS = pytest.mark.skipif(not os.environ.get("MAILSTACK_FAULTS"),
 MOVED = {}
 
 
-def host(name):
-    return testinfra.get_host("podman://%s" % name)
-
-
-def sql(query):
-    return host("ns1").check_output("mysql -N mail -e %s" % json.dumps(query))
+host = testlib.lab_host
+sql = testlib.mail_sql
 
 
 def email(user):
@@ -73,22 +68,8 @@ def release(user):
     sql("UPDATE mailbox SET hold_until = NULL WHERE email = '%s'" % email(user))
 
 
-# The Message-IDs of a user's INBOX on a shard, one per message file (None
-# for a message without one), from the Maildir's files themselves.
-MESSAGE_IDS = """
-import email, glob, json, sys
-ids = []
-for path in glob.glob(sys.argv[1] + "/new/*") + glob.glob(sys.argv[1] + "/cur/*"):
-    with open(path, "rb") as f:
-        ids.append(email.message_from_binary_file(f).get("Message-ID"))
-print(json.dumps(ids))
-"""
-
-
 def message_ids(shard, user):
-    maildir = "/var/vmail/%s/%s/Maildir" % (DOMAIN, user)
-    return collections.Counter(json.loads(host(shard).check_output(
-        "python3 - %s <<'EOF'\n%s\nEOF" % (maildir, MESSAGE_IDS))))
+    return testlib.maildir_ids(host(shard), "/var/vmail/%s/%s/Maildir" % (DOMAIN, user))
 
 
 def wait_ids(shard, user, ids, timeout):
