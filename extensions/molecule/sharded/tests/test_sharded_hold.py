@@ -21,7 +21,10 @@ A hold here is what mailbox_move writes in its step 3 (mailbox.hold_until),
 set in the database by the test to make it last long enough to send mail
 through it; the SMTP tier and the shards see nothing else of a move.
 
-Runs after test_sharded.py (file order): alice and bob on ms1."""
+Runs after test_sharded.py (file order): alice and bob on ms1.
+
+To see these tests fail, ../breaks.py breaks each guard on the converged lab
+(its docstring names the test each break must turn red)."""
 
 import collections
 import json
