@@ -11,6 +11,7 @@ lines, unless the file "kick-fails" exists."""
 
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -146,12 +147,15 @@ def test_a_failed_kick_stops_the_release_and_a_rerun_finishes_the_recorded_plan(
 
 
 def test_a_source_that_does_not_answer_is_fenced_before_the_flip(site):
-    # ms1 unreachable; the fence of this machine cannot withdraw an export
-    # or expire NFSv4 state (none here), so the run stops there, before any
-    # pin changes.
+    # ms1 unreachable (SSH to a loopback port nothing listens on: refused);
+    # the fence of this machine cannot withdraw an export or expire NFSv4
+    # state (none here), so the run stops there, before any pin changes.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
     inventory = site["inventory"].read_text().replace(
-        "ms1: {ansible_connection: local", "ms1: {ansible_host: 192.0.2.1, ansible_connection: ssh, "
-        "ansible_ssh_common_args: '-o ConnectTimeout=3', x: local")
+        "ms1: {ansible_connection: local", "ms1: {ansible_host: 127.0.0.1, ansible_port: %d, ansible_connection: ssh, "
+        "ansible_ssh_common_args: '-o ConnectTimeout=3', x: local" % closed_port)
     site["inventory"].write_text(inventory)
     rc, out = repin(site)
     assert rc != 0, out[-3000:]
