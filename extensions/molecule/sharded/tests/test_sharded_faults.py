@@ -52,6 +52,7 @@ for i in range(n):
     os.chown(p, st.st_uid, st.st_gid)
 """
 
+
 def fill(store, tag, n):
     store.check_output("python3 - %s %d %s <<'EOF'\n%s\nEOF" % (tag, n, MAILDIR, FILL))
 
