@@ -105,10 +105,18 @@ def test_mail_flows_from_the_replica_while_the_primarys_database_is_down(host, m
         # Delivered by mx1 itself (no 4xx sent them to the backup MX), nothing left queued.
         assert not queue(host) and not queue(mx1), (queue(host), queue(mx1))
         assert int(mx2.run("grep -c '%s' /var/log/mail.log" % tag).stdout.strip() or 0) == 0, "went through mx2"
-        # mx1's Postfix and Dovecot read the replica (mx2 runs no Dovecot,
-        # and its Postfix took no mail meanwhile), from mx1's addresses.
+        # mx1's Postfix read the replica (its Postfix took no mail
+        # meanwhile), from mx1's addresses.
         users = statistics(mx2, "USER_STATISTICS", "USER")
-        assert users.get("mail_postfix", 0) > 0 and users.get("mail_dovecot", 0) > 0, users
+        assert users.get("mail_postfix", 0) > 0, users
+        # mx1's Dovecot too: a login, its cache emptied first. (mx2's
+        # USER_STATISTICS counted 0 SELECTs for mail_dovecot in a suite run
+        # while LMTP had just delivered the 20 messages above, each after a
+        # userdb lookup; why is not known (Dovecot keeps its connection
+        # open), so the login is the proof.)
+        mx1.check_output("doveadm auth cache flush")
+        login = mx1.run("doveadm auth test alice@example.test alice-lab-password")
+        assert login.rc == 0 and "auth succeeded" in login.stdout, (login.stdout, login.stderr)
         clients = statistics(mx2, "CLIENT_STATISTICS", "CLIENT")
         assert sum(n for client, n in clients.items() if client in mx1_addresses) > 0, (clients, mx1_addresses)
         # Those accounts take TLS only.
