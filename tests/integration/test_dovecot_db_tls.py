@@ -20,29 +20,12 @@ import subprocess
 
 import pytest
 
+from mailstack_testlib import dovecot
 from mailstack_testlib.mariadb import Database, MariaDB
 from mailstack_testlib.templates import render
 
 READER, READER_PASSWORD = 'mail_dovecot', 'D0vecot-pw-for-tests'
 OPTION_GROUP = 'mailstack-dovecot'
-
-DOVECOT_CONF = """\
-base_dir = {tmp}/run
-state_dir = {tmp}/state
-log_path = {tmp}/dovecot.log
-protocols =
-ssl = no
-auth_mechanisms = plain
-passdb {{
-  driver = sql
-  args = {tmp}/dovecot-sql.conf.ext
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={tmp}/home/%u
-}}
-"""
-
 
 def _openssl(*args):
     subprocess.run(['openssl'] + list(args), check=True, capture_output=True, timeout=60)
@@ -91,33 +74,23 @@ def _dovecot(tmp, socket, ca):
                  dovecot_db_hosts=[socket], dovecot_db_user=READER, dovecot_db_password=READER_PASSWORD,
                  dovecot_proxy_networks=[], dovecot_lmtp_proxy=False, dovecot_login_proxy_maybe=False,
                  dovecot__db_option_file=option_file, dovecot__db_option_group=OPTION_GROUP)
-    with open(os.path.join(tmp, 'dovecot-sql.conf.ext'), 'w') as f:
-        f.write(sql)
     with open(option_file, 'w') as f:
         f.write(render('dovecot', 'etc/dovecot/mailstack-db.cnf.j2', dovecot_db_ca_file=ca,
                        dovecot__db_option_group=OPTION_GROUP))
-    for sub_dir in ('run', 'state'):
-        os.makedirs(os.path.join(tmp, sub_dir), exist_ok=True)
-    conf = os.path.join(tmp, 'dovecot.conf')
-    with open(conf, 'w') as f:
-        f.write(DOVECOT_CONF.format(tmp=tmp))
-    return conf
+    return dovecot.write_conf(tmp, sql)
 
 
 def _login(conf):
     """A fresh Dovecot (new connections) and one `doveadm auth test`."""
-    subprocess.run(['dovecot', '-c', conf], check=True, timeout=60)
+    dovecot.start(conf)
     try:
-        return subprocess.run(['doveadm', '-c', conf, 'auth', 'test', 'u@example.test', 'x'],
-                              capture_output=True, text=True, timeout=60, check=False)
+        return dovecot.auth_test(conf)
     finally:
-        subprocess.run(['doveadm', '-c', conf, 'stop'], timeout=60, check=False)
+        dovecot.stop(conf)
 
 
 def test_dovecot_refuses_a_certificate_that_does_not_name_the_server(server, tmp_path):
-    if not shutil.which('dovecot') or not (os.path.exists('/usr/lib/dovecot/modules/auth/libdriver_mysql.so')
-                                           or os.path.exists('/usr/lib/dovecot/modules/libdriver_mysql.so')):
-        pytest.fail('Dovecot with MySQL missing: run scripts/test-host-packages.sh (dovecot-mysql)')
+    dovecot.require()
     db, certs = server
     tmp = str(tmp_path / 'dovecot')
     os.makedirs(tmp)

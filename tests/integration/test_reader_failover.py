@@ -27,6 +27,7 @@ import subprocess
 
 import pytest
 
+from mailstack_testlib import dovecot as own_dovecot
 from mailstack_testlib.mariadb import Database, MariaDB, Runner, _free_port
 from mailstack_testlib.templates import render
 
@@ -108,54 +109,22 @@ def test_postfix_reads_the_socket_first_then_the_next_server(pair, postmap):
     assert '127.0.0.2' in answer.stderr, answer.stderr
 
 
-DOVECOT_CONF = """\
-base_dir = {tmp}/run
-state_dir = {tmp}/state
-log_path = {tmp}/dovecot.log
-protocols =
-ssl = no
-auth_mechanisms = plain
-auth_debug = yes
-passdb {{
-  driver = sql
-  args = {tmp}/dovecot-sql.conf.ext
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={tmp}/home/%u
-}}
-"""
-
-
 @pytest.fixture
 def dovecot(tmp_path, pair):
     """A Dovecot of the test's own reading the role's SQL file; `auth test` of
     the row's user (the row's password: '{PLAIN}x')."""
-    if not shutil.which('dovecot') or not os.path.exists('/usr/lib/dovecot/modules/auth/libdriver_mysql.so') \
-            and not os.path.exists('/usr/lib/dovecot/modules/libdriver_mysql.so'):
-        pytest.fail('Dovecot with MySQL missing: run scripts/test-host-packages.sh (dovecot-mysql)')
+    own_dovecot.require()
     first, second = pair
-    tmp = str(tmp_path)
-    for sub_dir in ('run', 'state'):
-        os.makedirs(os.path.join(tmp, sub_dir))
     sql = render('dovecot', 'etc/dovecot/dovecot-sql.conf.ext.j2', dovecot_mode='store', dovecot_db_ca_file='',
                  dovecot_db_hosts=[first.socket, second.socket], dovecot_db_user=READER,
                  dovecot_db_password=READER_PASSWORD, dovecot_proxy_networks=[], dovecot_lmtp_proxy=False,
                  dovecot_login_proxy_maybe=False)
-    with open(os.path.join(tmp, 'dovecot-sql.conf.ext'), 'w') as f:
-        f.write(sql)
-    conf = os.path.join(tmp, 'dovecot.conf')
-    with open(conf, 'w') as f:
-        f.write(DOVECOT_CONF.format(tmp=tmp))
-    subprocess.run(['dovecot', '-c', conf], check=True, timeout=60)
-
-    def auth_test():
-        return subprocess.run(['doveadm', '-c', conf, 'auth', 'test', 'u@example.test', 'x'],
-                              capture_output=True, text=True, timeout=60, check=False)
+    conf = own_dovecot.write_conf(str(tmp_path), sql)
+    own_dovecot.start(conf)
     try:
-        yield auth_test
+        yield lambda: own_dovecot.auth_test(conf)
     finally:
-        subprocess.run(['doveadm', '-c', conf, 'stop'], timeout=60, check=False)
+        own_dovecot.stop(conf)
 
 
 def test_dovecot_asks_the_next_server_when_one_is_down(pair, dovecot):
