@@ -27,6 +27,7 @@ from mailstack_testlib.templates import render
 READER, READER_PASSWORD = 'mail_dovecot', 'D0vecot-pw-for-tests'
 OPTION_GROUP = 'mailstack-dovecot'
 
+
 def _openssl(*args):
     subprocess.run(['openssl'] + list(args), check=True, capture_output=True, timeout=60)
 
