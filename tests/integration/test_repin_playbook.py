@@ -42,10 +42,8 @@ esac
 """
 
 
-@pytest.fixture
-def site(db, mariadb, tmp_path):
-    """The mail database of an nfs_shared site (ms1 with u1, u3, u5; ms2 with
-    the others), the fakes and an inventory."""
+def fill(db):
+    """The site's rows: ms1 with u1, u3, u5; ms2 with the others."""
     db.execute("INSERT INTO domain (name) VALUES ('example.test')")
     for name, address in (("ms1", "10.9.0.2"), ("ms2", "10.9.0.3")):
         db.execute("INSERT INTO mailbox_host (name, address) VALUES (%s, %s)", (name, address))
@@ -53,20 +51,34 @@ def site(db, mariadb, tmp_path):
         db.execute("INSERT INTO mailbox (email, local_part, domain, password, maildir, mailbox_host) "
                    "VALUES (%s, %s, 'example.test', 'x', %s, %s)",
                    (email, email.split("@")[0], "example.test/u%d/" % n, "ms1" if n % 2 else "ms2"))
+
+
+def fakes(tmp_path, db, socket, groups=""):
+    """The fake doveadm, postqueue and exportfs, and an inventory of local
+    hosts (db1, nfs1, ms1, ms2, and the hosts of groups, given as YAML lines
+    like those below); the site's dict."""
     state, bin_dir, records = tmp_path / "state", tmp_path / "bin", tmp_path / "records"
-    state.mkdir()
-    bin_dir.mkdir()
+    for path in (state, bin_dir):
+        path.mkdir()
     for name, text in (("doveadm", DOVEADM % {"state": state}), ("postqueue", "#!/bin/sh\nexit 0\n"),
                        ("exportfs", "#!/bin/sh\necho \"$*\" >> %s/exportfs\n" % state)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    local = "ansible_connection: local, ansible_python_interpreter: %s" % sys.executable
+    local = "{ansible_connection: local, ansible_python_interpreter: %s}" % sys.executable
     (tmp_path / "hosts.yml").write_text(
-        "all:\n  children:\n    mail_db: {hosts: {db1: {%s}}}\n    mail_nfs: {hosts: {nfs1: {%s}}}\n"
-        "    mail_mx: {hosts: {ms1: {%s}, ms2: {%s}}}\n    mail_store: {hosts: {ms1: {}, ms2: {}}}\n"
-        % (local, local, local, local))
-    yield {"db": db, "socket": mariadb.socket, "state": state, "bin": bin_dir, "records": records,
-           "inventory": tmp_path / "hosts.yml"}
+        ("all:\n  children:\n    mail_db: {hosts: {db1: LOCAL}}\n" + groups
+         + "    mail_nfs: {hosts: {nfs1: LOCAL}}\n    mail_mx: {hosts: {ms1: LOCAL, ms2: LOCAL}}\n"
+         "    mail_store: {hosts: {ms1: {}, ms2: {}}}\n").replace("LOCAL", local))
+    return {"db": db, "socket": socket, "state": state, "bin": bin_dir, "records": records,
+            "inventory": tmp_path / "hosts.yml"}
+
+
+@pytest.fixture
+def site(db, mariadb, tmp_path):
+    """The mail database of an nfs_shared site (fill), the fakes and an
+    inventory."""
+    fill(db)
+    yield fakes(tmp_path, db, mariadb.socket)
     db.execute("DELETE FROM mailbox")
     db.execute("DELETE FROM mailbox_host")
     db.execute("DELETE FROM domain")

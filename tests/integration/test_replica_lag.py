@@ -244,28 +244,10 @@ def nfs_site(pair, tmp_path):
     mailstack__replica_socket)."""
     primary, replica = pair
     db = Database(primary)
-    db.execute("INSERT INTO domain (name) VALUES ('example.test')")
-    for name, address in (("ms1", "10.9.0.2"), ("ms2", "10.9.0.3")):
-        db.execute("INSERT INTO mailbox_host (name, address) VALUES (%s, %s)", (name, address))
-    for n, email in enumerate(repin_playbook.USERS, 1):
-        db.execute("INSERT INTO mailbox (email, local_part, domain, password, maildir, mailbox_host) "
-                   "VALUES (%s, %s, 'example.test', 'x', %s, %s)",
-                   (email, email.split("@")[0], "example.test/u%d/" % n, "ms1" if n % 2 else "ms2"))
+    repin_playbook.fill(db)
     _caught_up(primary, replica)
-    state, bin_dir, records = tmp_path / "state", tmp_path / "bin", tmp_path / "records"
-    for path in (state, bin_dir):
-        path.mkdir()
-    for name, text in (("doveadm", repin_playbook.DOVEADM % {"state": state}), ("postqueue", "#!/bin/sh\nexit 0\n"),
-                       ("exportfs", "#!/bin/sh\necho \"$*\" >> %s/exportfs\n" % state)):
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    local = "ansible_connection: local, ansible_python_interpreter: %s" % sys.executable
-    (tmp_path / "hosts.yml").write_text(
-        "all:\n  children:\n    mail_db: {hosts: {db1: {%s}}}\n    mail_db_replica: {hosts: {db2: {%s}}}\n"
-        "    mail_nfs: {hosts: {nfs1: {%s}}}\n    mail_mx: {hosts: {ms1: {%s}, ms2: {%s}}}\n"
-        "    mail_store: {hosts: {ms1: {}, ms2: {}}}\n" % ((local,) * 5))
-    yield {"db": db, "socket": primary.socket, "state": state, "bin": bin_dir, "records": records,
-           "inventory": tmp_path / "hosts.yml", "replica": replica}
+    site = repin_playbook.fakes(tmp_path, db, primary.socket, groups="    mail_db_replica: {hosts: {db2: LOCAL}}\n")
+    yield dict(site, replica=replica)
     _sql(replica, 'START SLAVE')
     db.close()
 
