@@ -288,10 +288,16 @@ def test_the_services_answer_on_ipv6(host, server, port, kind):
 
 def test_a_shard_that_is_down_defers_only_its_users_mail(host, ms1, ms2):
     smtp1 = shard("smtp1")
+    # smtp1's own record of smtp.example.test: the sorted list's first is
+    # smtp2 when podman gave it the address that sorts first as a string
+    # (10.89.0.10 before 10.89.0.9); CI's run failed so, reading smtp1's queue.
+    own = set(smtp1.check_output("hostname -I").split())
+    address = [a for a in smtp_addresses(host) if a in own]
+    assert len(address) == 1, (address, own)
     alice, bob = count(ms1, "alice"), count(ms2, "bob")
     ms2.check_output("systemctl stop dovecot")
     try:
-        assert send(host, smtp_addresses(host)[0], ["alice@example.test", "bob@example.test"], "ms2 down") == []
+        assert send(host, address[0], ["alice@example.test", "bob@example.test"], "ms2 down") == []
         assert wait_for(ms1, "alice", alice + 1) == alice + 1
         deadline = time.time() + 60
         deferred = []
