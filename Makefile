@@ -3,13 +3,14 @@
 #   make demo-clean  remove the lab containers and network
 #   make test        the whole test suite (what CI runs)
 #   make test-nfs    the nfs_shared scenario (VMs), outside the suite's budget
+#   make test-faults the sharded scenario's fault cases and 20 moves under load
 SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 LAB_INVENTORY := inventories/lab/hosts.yml
 
-.PHONY: setup lab demo demo-clean test test-nfs lint sanity units molecule build awx-templates
+.PHONY: setup lab demo demo-clean test test-nfs test-faults lint sanity units molecule build awx-templates
 
 setup:
 	scripts/setup.sh
@@ -34,6 +35,10 @@ test:
 # The nfs_shared scenario (QEMU VMs; not in `make test`, see README).
 test-nfs:
 	scripts/test.sh prepare nfs
+
+# The moves' fault cases and the loop of moves under load (docs/lab.md).
+test-faults:
+	scripts/test.sh prepare faults
 
 lint sanity units molecule: setup
 	scripts/test.sh $@

@@ -7,8 +7,9 @@
 #   scripts/test.sh lint units      only the named stages
 #
 # Stages: prepare (with the execution environment's build) lint sanity units
-# molecule (with the AWX job in that environment) bench-smoke; and nfs, the
-# nfs_shared scenario, which only runs when named (see not_in_suite)
+# molecule (with the AWX job in that environment) bench-smoke; and, only when
+# named: nfs, the nfs_shared scenario (see not_in_suite), and faults, the
+# sharded scenario's fault cases and the move loop (stage_faults)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -152,6 +153,21 @@ stage_nfs() {
   scenario_molecule nfs_shared test --destroy never
   timings+=("molecule:nfs_shared $((SECONDS - start))s")
   scenario_benches_smoke nfs_shared
+}
+
+# Not in the default stages either: the sharded scenario with its fault cases
+# (MAILSTACK_FAULTS=1: test_sharded_faults.py and the hold's IDLE/APPEND case,
+# about 10 minutes more than the suite's run), then the move-under-load loop
+# (bench/move_loop.py, FAULT_LOOP_RUNS runs, 20 by default) on its hosts.
+stage_faults() {
+  local start=$SECONDS
+  scenario_molecule sharded destroy
+  MAILSTACK_FAULTS=1 scenario_molecule sharded test --destroy never
+  timings+=("molecule:sharded+faults $((SECONDS - start))s")
+  start=$SECONDS
+  bench/run move_loop --runs "${FAULT_LOOP_RUNS:-20}" --inventory "$root/.cache/molecule/sharded/inventory" | tail -n 1
+  timings+=("move_loop $((SECONDS - start))s")
+  scenario_molecule sharded destroy
 }
 
 stage_bench_smoke() {
