@@ -218,6 +218,12 @@ class Node(object):
     def resume(self):
         self.signal(signal.SIGCONT)
 
+    def recover_command(self):
+        """--wsrep-recover with the node's options, its log on stderr (what
+        galera_node's recover_command runs here; Debian's galera_recovery
+        on a real host)."""
+        return [a for a in self.command() if not a.startswith('--log-error=')] + ['--wsrep-recover']
+
     def recover(self):
         """(uuid, seqno) that ``mariadbd --wsrep-recover`` logs for a
         stopped node (what galera_recovery does on every start)."""
@@ -312,7 +318,8 @@ class Cluster(object):
             with conn.cursor() as cur:
                 cur.execute('CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
                             % DB_NAME)
-                for host in ('localhost',) + tuple(self.addresses):
+                # A connection to 127.0.3.x comes from 127.0.0.1 (lo's first address).
+                for host in ('localhost', '127.0.0.1') + tuple(self.addresses):
                     cur.execute("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'"
                                 % (ADMIN_USER, host, ADMIN_PASSWORD))
                     cur.execute("GRANT ALL ON `%s`.* TO '%s'@'%s'" % (DB_NAME, ADMIN_USER, host))
