@@ -18,6 +18,10 @@ def galera_bootstrap(nodes, recovery=False):
     """decide(nodes), or recovery(nodes) for the recovery playbook."""
     if isinstance(nodes, dict):
         nodes = [dict(facts, name=name) for name, facts in nodes.items()]
+    if isinstance(nodes, (list, tuple)):
+        # galera_node's results of a loop over the nodes' names (delegated).
+        nodes = [dict(n['node'], name=n['item']) if isinstance(n, dict) and 'node' in n and 'item' in n else n
+                 for n in nodes]
     if not isinstance(nodes, (list, tuple)) or not all(isinstance(n, dict) and n.get('name') for n in nodes):
         raise AnsibleFilterError('galera_bootstrap: a list of node facts (galera_node\'s node, each with its '
                                  'name), got %s' % to_native(type(nodes).__name__))
