@@ -267,12 +267,36 @@ class Node(object):
         pytest.fail('%s\n--- %s log (end) ---\n%s' % (msg, self.name, self.log_text()[-4000:]))
 
 
+class ConfiguredNode(Node):
+    """A node whose settings are an option file (the role's rendered
+    configuration: Galera's default ports on the node's own address), with
+    only what places the node in the harness on the command line."""
+
+    @property
+    def defaults_file(self):
+        return os.path.join(self.dir, 'node.cnf')
+
+    def install(self):
+        Node.install(self)
+        with open(self.defaults_file, 'w') as f:
+            f.write(self.cluster.configure(self))
+        self.cluster.own(self.dir)
+
+    def command(self, extra=()):
+        c = self.cluster
+        return [c.mariadbd, '--defaults-file=' + self.defaults_file, '--datadir=' + self.datadir,
+                '--socket=' + self.socket, '--pid-file=' + os.path.join(self.dir, 'mysqld.pid'),
+                '--log-error=' + self.log] + c.user_args + list(extra)
+
+
 class Cluster(object):
     """Three nodes on 127.0.3.1-3; start() bootstraps the first and joins
     the others one at a time, then makes the mail admin account (replicated:
     written once) and the mail database with its schema."""
 
-    def __init__(self, size=3):
+    node_class = Node
+
+    def __init__(self, size=3, addresses=ADDRESSES, ports=None):
         self.mariadbd = _which('mariadbd') or _which('mysqld')
         self.install_db = _which('mariadb-install-db') or _which('mysql_install_db')
         if not (self.mariadbd and self.install_db and pymysql and os.path.exists(PROVIDER)):
@@ -287,9 +311,9 @@ class Cluster(object):
         else:
             self.uid = self.gid = None
             self.user_args = []
-        self.addresses = ADDRESSES[:size]
-        self.sql_port, self.gmcast_port, self.ist_port, self.sst_port = free_ports(self.addresses, 4)
-        self.nodes = [Node(self, i, a) for i, a in enumerate(self.addresses)]
+        self.addresses = tuple(addresses[:size])
+        self.sql_port, self.gmcast_port, self.ist_port, self.sst_port = ports or free_ports(self.addresses, 4)
+        self.nodes = [self.node_class(self, i, a) for i, a in enumerate(self.addresses)]
 
     def own(self, path):
         if self.uid is None:
@@ -401,7 +425,28 @@ class Cluster(object):
         for node in self.nodes:
             node.resume()
             node.kill()
+        # An SST's script and socat run in a session of their own: the
+        # processes whose command line names this cluster's directory.
+        for pid in _processes_naming(self.tmp):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _processes_naming(text):
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                if text.encode() in f.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def _quiet_status(node, name):
