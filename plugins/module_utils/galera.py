@@ -106,7 +106,7 @@ def _two_histories(by_uuid):
     return _refusal('the nodes hold %d different cluster histories (%s): they are not one cluster; keep the one '
                     'to keep, empty the data directory of the others (they then join it by SST)'
                     % (len(by_uuid), '; '.join('%s: %s' % (uuid, ', '.join(names))
-                                                for uuid, names in sorted(by_uuid.items()))))
+                                               for uuid, names in sorted(by_uuid.items()))))
 
 
 def decide(nodes):

@@ -12,7 +12,7 @@ module: galera_node
 short_description: Report the state of one MariaDB Galera node
 version_added: 0.5.0
 description:
-  - Reports what decides how a Galera cluster is started: whether the server runs as a node of a cluster
+  - Reports what decides how a Galera cluster is started - whether the server runs as a node of a cluster
     (C(wsrep_on)), its component (C(wsrep_cluster_status)), its local state (C(Synced), C(Joining), ...), the
     cluster size, and from C(grastate.dat) in the data directory the cluster's uuid, the last committed seqno
     and C(safe_to_bootstrap).
@@ -46,7 +46,8 @@ options:
   recover_command:
     description:
       - The command that prints (or logs) the recovered position, C(--wsrep_start_position=UUID:SEQNO) or
-        C(WSREP: Recovered position: UUID:SEQNO); its standard output and error are both read.
+        C(WSREP Recovered position UUID:SEQNO) (with colons after C(WSREP) and C(position)); its standard output
+        and error are both read.
     type: list
     elements: str
     default: [galera_recovery]
@@ -55,7 +56,7 @@ extends_documentation_fragment:
   - mailops.mailstack.read_only
   - mailops.mailstack.maildb
 notes:
-  - Run it as root (C(become)): the data directory is the C(mysql) user's, and root logs in over the socket by
+  - Run it as root (C(become)); the data directory is the C(mysql) user's, and root logs in over the socket by
     C(unix_socket) authentication.
 seealso:
   - module: mailops.mailstack.mariadb_replica_info

@@ -141,3 +141,42 @@ def test_two_starts_of_one_move_through_two_nodes_give_one_holder(race):
     finally:
         for db in dbs:
             db.conn.close()
+
+
+def test_a_flip_is_waited_for_on_every_other_node(race):
+    """The Galera form of mailbox_move's replica wait (replica_wait.waiter):
+    WSREP_LAST_WRITTEN_GTID() of the flip's session, then
+    WSREP_SYNC_WAIT_UPTO_GTID on each other node of login_host. A node that
+    stops applying (FLUSH TABLES WITH READ LOCK holds its applier) fails the
+    wait by name. Red (seen): the wait taken for a replica wait
+    (MASTER_GTID_WAIT of @@last_gtid, empty without a binary log): nothing
+    is waited for and the held node passes."""
+    from ansible_collections.mailops.mailstack.plugins.module_utils.replica_wait import ReplicaLagError, waiter
+    first, third = race.nodes[0], race.nodes[2]
+    params = dict(login_host=race.login_hosts(), login_port=race.sql_port, login_user=ADMIN_USER,
+                  login_password=ADMIN_PASSWORD, login_unix_socket=None, ca_cert=None, connect_timeout=5,
+                  database=DB_NAME, replicas=None, replica_timeout=3)
+    conn = first.admin()
+    try:
+        wait = waiter(params, conn)
+        with conn.cursor() as cur:
+            cur.execute("UPDATE mailbox SET mailbox_host = 'ms2' WHERE email = %s", (MOVER_EMAIL,))
+        conn.commit()
+        assert wait() == []
+        held = third.root()
+        try:
+            with held.cursor() as cur:
+                cur.execute('FLUSH TABLES WITH READ LOCK')
+            with conn.cursor() as cur:
+                cur.execute("UPDATE mailbox SET mailbox_host = 'ms1' WHERE email = %s", (MOVER_EMAIL,))
+            conn.commit()
+            with pytest.raises(ReplicaLagError) as err:
+                wait()
+            assert '%s has not applied it within 3 s' % third.address in str(err.value), str(err.value)
+            assert race.nodes[1].address not in str(err.value)
+        finally:
+            with held.cursor() as cur:
+                cur.execute('UNLOCK TABLES')
+            held.close()
+    finally:
+        conn.close()
