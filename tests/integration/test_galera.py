@@ -25,6 +25,9 @@ import pytest
 
 from mailstack_testlib.mariadb import pymysql
 
+# One worker runs every test of the Galera cluster (scripts/test.sh: --dist loadgroup): one cluster per session.
+pytestmark = pytest.mark.xdist_group('galera')
+
 DEADLOCK, NOT_PREPARED = 1213, 1047
 
 

@@ -36,6 +36,9 @@ import pytest
 from mailstack_testlib.galera import Cluster, ConfiguredNode, free_ports
 from mailstack_testlib.templates import render
 
+# One worker runs every test of the Galera cluster (scripts/test.sh: --dist loadgroup): one cluster per session.
+pytestmark = pytest.mark.xdist_group('galera')
+
 ADDRESSES = ('127.0.4.1', '127.0.4.2', '127.0.4.3')
 TEMPLATE = 'etc/mysql/mariadb.conf.d/60-mailstack.cnf.j2'
 

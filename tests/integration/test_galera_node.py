@@ -18,9 +18,14 @@ through ansible-playbook:
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import pytest
+
 from ansible_collections.mailops.mailstack.plugins.filter.galera import galera_bootstrap
 from mailstack_testlib.galera import Cluster
 from mailstack_testlib.mariadb import Runner
+
+# One worker runs every test of the Galera cluster (scripts/test.sh: --dist loadgroup): one cluster per session.
+pytestmark = pytest.mark.xdist_group('galera')
 
 
 class _NoLogin(object):

@@ -32,6 +32,9 @@ import pytest
 from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_db import MoveDB
 from mailstack_testlib.mariadb import ADMIN_PASSWORD, ADMIN_USER, DB_NAME, Runner
 
+# One worker runs every test of the Galera cluster (scripts/test.sh: --dist loadgroup): one cluster per session.
+pytestmark = pytest.mark.xdist_group('galera')
+
 DOMAIN = 'race.test'
 EMAIL = 'race@race.test'
 MOVER_EMAIL = 'mover@race.test'
