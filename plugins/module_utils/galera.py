@@ -143,9 +143,9 @@ def decide(nodes):
                     msg='the cluster runs on %s: %s join it, one at a time'
                     % (', '.join(n['name'] for n in primary), ', '.join(stopped)))
     if running:
-        return _refusal('%s run but none is in the Primary component (%s): the cluster lost its quorum; '
-                        'run %s (it bootstraps the most advanced node)'
-                        % (', '.join(n['name'] for n in running),
+        return _refusal('%s run%s but none is in the Primary component (%s): the cluster lost its quorum; '
+                        'stop them (systemctl stop mariadb) and run %s (it bootstraps the most advanced node)'
+                        % (', '.join(n['name'] for n in running), 's' if len(running) == 1 else '',
                            ', '.join('%s: %s' % (n['name'], n.get('cluster_status')) for n in running),
                            RECOVER_PLAYBOOK))
     if len(by_uuid) > 1:
