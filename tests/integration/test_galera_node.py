@@ -18,6 +18,8 @@ through ansible-playbook:
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import os
+
 import pytest
 
 from ansible_collections.mailops.mailstack.plugins.filter.galera import galera_bootstrap
@@ -36,7 +38,9 @@ class _NoLogin(object):
 def _facts(tmp_path, nodes, recover=False, check_mode=False):
     runner = Runner(_NoLogin(), tmp_path)
     opts = dict(check_mode=True) if check_mode else {}
-    results = runner.tasks([('galera_node', dict(login_unix_socket=node.socket, login_user='root', datadir=node.datadir,
+    # As root no login_user: the module logs in as the user running it (root).
+    login = {} if os.geteuid() == 0 else dict(login_user='root')
+    results = runner.tasks([('galera_node', dict(login, login_unix_socket=node.socket, datadir=node.datadir,
                                                  recover=recover, recover_command=node.recover_command()), opts)
                             for node in nodes])
     for result in results:
