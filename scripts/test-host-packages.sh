@@ -1,7 +1,9 @@
 #!/bin/sh
 # Debian 12 packages the module tests (tests/integration) and `bench/run provision`
 # need on the host that runs them: MariaDB (mariadbd + mariadb-install-db, the
-# tests start their own throw-away server) and Dovecot (doveadm pw -t, the hash
+# tests start their own throw-away server; with galera-4, rsync and socat, which
+# mariadb-server depends on, three-node Galera clusters, and mariadb-backup for the
+# mail_database role's SST in test_galera_config.py) and Dovecot (doveadm pw -t, the hash
 # compatibility check; with dovecot-mysql, the SQL connect line of the role's
 # template against two servers), Postfix's MySQL maps (postfix-mysql: postmap
 # queries the role's map file against two servers), rsync and OpenSSH (maildir_sync's tests and
@@ -10,7 +12,7 @@
 # and keeps the packages' services from starting (policy-rc.d) while installing.
 set -eu
 
-PACKAGES="mariadb-server mariadb-client dovecot-core dovecot-mysql postfix-mysql rsync openssh-client openssh-server shellcheck"
+PACKAGES="mariadb-server mariadb-client mariadb-backup dovecot-core dovecot-mysql postfix-mysql rsync openssh-client openssh-server shellcheck"
 
 missing=""
 for p in $PACKAGES; do

@@ -55,8 +55,11 @@ stage_sanity() {
 # Two workers (pytest-xdist), one per core: the integration tests spend their
 # time in ansible-playbook runs, each worker with its own throw-away MariaDB on
 # a free port (tests/integration/conftest.py), so they do not share state.
+# --dist loadgroup: the tests marked xdist_group('galera') run on one worker,
+# which starts one three-node Galera cluster (mailstack_testlib.galera) for
+# them all; the rest are spread as before.
 stage_units() {
-  pytest -q -p no:cacheprovider -n 2 tests/unit tests/integration
+  pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests/unit tests/integration
 }
 
 # Benchmarks that need a converged scenario: their smoke runs follow that

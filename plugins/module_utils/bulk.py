@@ -17,6 +17,11 @@ mail_domain, mail_alias, mail_host) follows:
    stops before any write);
 5. unless in check mode, ``write`` everything in one transaction, committed
    once; a database error rolls it back and says that nothing was changed;
+   a transaction that ends with 1213 (a Galera certification conflict: another
+   node changed the same rows first) is rolled back and run again from step 4
+   (a blind re-commit could lose that other change), up to
+   ``maildb.WRITE_RETRIES`` times, with a pause and jitter; ``retries`` in
+   the result counts them;
 6. ``result``: counts, items, the diff, the single form's row.
 
 A module subclasses it, sets the class attributes and fills in the hooks.
@@ -28,7 +33,8 @@ __metaclass__ = type
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
-    EntryErrors, Report, connect, db_error_text, invocation, maildb_argument_spec, pymysql, require_schema,
+    WRITE_RETRIES, EntryErrors, Report, connect, db_error_text, invocation, is_deadlock, maildb_argument_spec,
+    pymysql, require_schema, retry_pause,
 )
 
 STATES = ('present', 'absent')
@@ -64,6 +70,12 @@ class BulkModule(object):
         self.prepare()
         self.invocation = invocation(self.params, bulk_keys=(self.list_option,) if self.list_option else ())
         self.errors = EntryErrors(self.list_name())
+        self.new_report()
+        # Transactions run again after a 1213 (Galera certification conflict).
+        self.retries = 0
+
+    def new_report(self):
+        """An empty report (at the start, and before a retried read and plan)."""
         self.report = Report(report_items=self.params.get('report_items', False), want_diff=self.module._diff)
         # The single form's row, which plan sets (a dict, or None when there is none).
         self.single = None
@@ -90,6 +102,10 @@ class BulkModule(object):
     def plan(self, cursor):
         """Decide every change, add to self.report; errors stop the run before any write."""
         raise NotImplementedError
+
+    def before_retry(self):
+        """Forget what the plan of a rolled-back transaction decided on the
+        entries (validate's work stays)."""
 
     def has_changes(self):
         """Whether there is anything to write."""
@@ -124,16 +140,22 @@ class BulkModule(object):
         connection = connect(self.module)
         try:
             require_schema(self.module, connection, self.schema_version)
-            cursor = connection.cursor()
-            self.read(cursor)
-            self.plan(cursor)
-            self.fail_on_errors()
-            if not self.module.check_mode and self.has_changes():
-                self.write(cursor)
-                connection.commit()
+            while True:
+                try:
+                    self.transaction(connection)
+                    break
+                except pymysql.err.MySQLError as exc:
+                    connection.rollback()
+                    if not is_deadlock(exc) or self.retries >= WRITE_RETRIES:
+                        raise
+                self.retries += 1
+                retry_pause(self.retries)
+                self.new_report()
+                self.before_retry()
         except pymysql.err.MySQLError as exc:
             connection.rollback()
-            self.module.fail_json(msg=self.database_error_message(db_error_text(exc)), **self.invocation_result())
+            self.module.fail_json(msg=self.database_error_message(db_error_text(exc)), retries=self.retries,
+                                  **self.invocation_result())
         except Exception:
             connection.rollback()
             raise
@@ -141,7 +163,24 @@ class BulkModule(object):
             connection.close()
         result = self.invocation_result()
         result.update(self.result())
+        result['retries'] = self.retries
         self.module.exit_json(**result)
+
+    def transaction(self, connection):
+        """Read, plan and (unless in check mode) write and commit."""
+        cursor = connection.cursor()
+        try:
+            self.read(cursor)
+            self.plan(cursor)
+            self.fail_on_errors()
+            if not self.module.check_mode and self.has_changes():
+                self.write(cursor)
+                connection.commit()
+            else:
+                # Ends the read's snapshot (REPEATABLE READ): a retry reads afresh.
+                connection.rollback()
+        finally:
+            cursor.close()
 
     # --- helpers for validate ---
 

@@ -10,7 +10,9 @@ that died frees the user when the lock expires)."""
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import pymysql, query
+from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
+    WRITE_RETRIES, is_deadlock, pymysql, query, retry_pause,
+)
 
 MOVE_FIELDS = ('source', 'target', 'state', 'owner', 'lock_until', 'sync_state', 'source_status')
 SAVED = ('sync_state', 'source_status')
@@ -19,6 +21,9 @@ SAVED = ('sync_state', 'source_status')
 class MoveDB(object):
     def __init__(self, conn):
         self.conn = conn
+        # Transactions run again after a 1213 (a Galera certification
+        # conflict with a write through another node); in the move's result.
+        self.retries = 0
 
     def query(self, sql, args=()):
         return query(self.conn, sql, args)
@@ -45,16 +50,28 @@ class MoveDB(object):
         return move.get('owner'), move.get('lock_until')
 
     def _write(self, statements):
-        cur = self.conn.cursor()
-        try:
-            for sql, args in statements:
-                cur.execute(sql, args)
-            self.conn.commit()
-        except Exception:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
+        """One transaction of statements, each self-contained (its WHERE
+        decides afresh), so a transaction that lost a certification conflict
+        (1213) runs again: WRITE_RETRIES times at most, with a pause and
+        jitter. start's INSERT then meets the other writer's row
+        (IntegrityError: the holder path)."""
+        attempt = 0
+        while True:
+            cur = self.conn.cursor()
+            try:
+                for sql, args in statements:
+                    cur.execute(sql, args)
+                self.conn.commit()
+                return
+            except Exception as exc:
+                self.conn.rollback()
+                if not is_deadlock(exc) or attempt >= WRITE_RETRIES:
+                    raise
+            finally:
+                cur.close()
+            attempt += 1
+            self.retries += 1
+            retry_pause(attempt)
 
     def start(self, email, source, target, owner, seconds):
         """A new record (state copying) locked by owner; None, or the holder

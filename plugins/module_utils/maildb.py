@@ -14,6 +14,8 @@ field.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import random
+import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -69,6 +71,28 @@ def maildb_argument_spec():
         database=dict(type='str', default='mail', aliases=['login_db']),
     )
     return spec
+
+
+# A transaction that lost a Galera certification conflict (another node
+# committed a change of the same rows first) ends with 1213 "Deadlock found"
+# at any statement or at COMMIT; so does an InnoDB deadlock on one server.
+# The writers run the transaction again, from its reads: WRITE_RETRIES more
+# times at most, after a pause of WRITE_RETRY_PAUSE seconds times the
+# attempt, with jitter (two writers that met once do not meet again).
+DEADLOCK = 1213
+WRITE_RETRIES = 3
+WRITE_RETRY_PAUSE = 0.2
+
+
+def is_deadlock(exc):
+    """Whether a PyMySQL error is 1213 (a certification conflict or a deadlock)."""
+    return isinstance(exc, pymysql.err.MySQLError) and bool(exc.args) and exc.args[0] == DEADLOCK
+
+
+def retry_pause(attempt):
+    """Sleep before retry attempt (1, 2, ...): the attempt's share of the
+    pause, half of it random."""
+    time.sleep(WRITE_RETRY_PAUSE * attempt * (0.5 + random.random()))
 
 
 class MailDBError(Exception):

@@ -20,6 +20,15 @@ when the time is up (MariaDB's documentation). What each answer means:
   thread, lag): it serves stale data to readers, so the caller fails;
 - error: anything else (a timeout connecting, a refused login, TLS): nothing
   proves what it serves, so the caller fails too.
+
+With Galera (the writer's server has wsrep_on) the other nodes are waited
+for the same way: the session's WSREP_LAST_WRITTEN_GTID(), then on each
+node WSREP_SYNC_WAIT_UPTO_GTID(gtid, seconds), which returns 1 once the
+node has applied it and fails with 1205 when the time is up (behind); a
+node outside the Primary component (1047) serves no reader (they pass over
+it), so it counts as down. A commit is certified on every node before it
+returns, but applied on the others a moment later: a reader there could
+still see the old shard for that moment.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -33,6 +42,12 @@ from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
 )
 
 
+# MariaDB's errors: the wait timed out (WSREP_SYNC_WAIT_UPTO_GTID); the node
+# is not in the Primary component.
+LOCK_WAIT_TIMEOUT = 1205
+NOT_PREPARED = 1047
+
+
 class ReplicaLagError(Exception):
     """A replica that readers use did not apply the commit in time."""
 
@@ -42,6 +57,20 @@ def last_gtid(conn):
     when this session's writes changed no row (nothing in the binary log);
     '' without a binary log (no replicas)."""
     return query(conn, "SELECT COALESCE(NULLIF(@@session.last_gtid, ''), @@global.gtid_binlog_pos)")[0][0] or ''
+
+
+def is_galera(conn):
+    """Whether conn's server is a Galera node (wsrep_on)."""
+    rows = query(conn, "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'")
+    return bool(rows) and str(rows[0][1]).upper() == 'ON'
+
+
+def last_written_gtid(conn):
+    """The GTID of this session's last write in the cluster ('' when none)."""
+    value = query(conn, 'SELECT WSREP_LAST_WRITTEN_GTID()')[0][0]
+    if isinstance(value, bytes):
+        value = value.decode('ascii')
+    return value or ''
 
 
 def refused(exc):
@@ -84,6 +113,33 @@ def wait_one(connect, server, gtid, deadline, clock):
     return ('applied' if waited == 0 else 'behind'), position
 
 
+def wait_one_node(connect, server, gtid, deadline, clock):
+    """wait_one for a Galera node: applied, down (refused, or outside the
+    Primary component), behind (the wait timed out; detail: the last GTID
+    it has seen) or error."""
+    try:
+        conn = connect(server)
+    except pymysql.err.MySQLError as e:
+        return ('down' if refused(e) else 'error'), db_error_text(e)
+    try:
+        seconds = max(int(deadline - clock() + 0.999), 1)
+        try:
+            query(conn, 'SELECT WSREP_SYNC_WAIT_UPTO_GTID(%s, %s)', (gtid, seconds))
+            return 'applied', gtid
+        except pymysql.err.MySQLError as e:
+            code = e.args[0] if e.args else None
+            if code == NOT_PREPARED:
+                return 'down', 'not in the Primary component: %s' % db_error_text(e)
+            if code != LOCK_WAIT_TIMEOUT:
+                return 'error', db_error_text(e)
+        seen = query(conn, 'SELECT WSREP_LAST_SEEN_GTID()')[0][0]
+        return 'behind', seen.decode('ascii') if isinstance(seen, bytes) else seen
+    except pymysql.err.MySQLError as e:
+        return 'error', db_error_text(e)
+    finally:
+        conn.close()
+
+
 def verdict(gtid, answers, timeout):
     """Warnings for the replicas that are down; ReplicaLagError naming every
     replica that is behind or did not answer properly. answers: [(server,
@@ -106,15 +162,17 @@ def verdict(gtid, answers, timeout):
     return warnings
 
 
-def wait_replicas(connect, servers, gtid, timeout, clock=time.time):
-    """Wait until every server of servers has applied gtid, all of them
-    within timeout seconds in all; the warnings (verdict) or ReplicaLagError."""
+def wait_replicas(connect, servers, gtid, timeout, clock=time.time, galera=False):
+    """Wait until every server of servers (replicas, or with galera the
+    other nodes) has applied gtid, all of them within timeout seconds in
+    all; the warnings (verdict) or ReplicaLagError."""
     if not servers or not gtid:
         return []
     deadline = clock() + timeout
     answers = []
+    one = wait_one_node if galera else wait_one
     for server in servers:
-        answers.append((server,) + wait_one(connect, server, gtid, deadline, clock))
+        answers.append((server,) + one(connect, server, gtid, deadline, clock))
     return verdict(gtid, answers, timeout)
 
 
@@ -148,5 +206,9 @@ def waiter(params, conn):
 
     def wait():
         timeout = params['replica_timeout']
+        if not servers:
+            return []
+        if is_galera(conn):
+            return wait_replicas(connector(params, timeout), servers, last_written_gtid(conn), timeout, galera=True)
         return wait_replicas(connector(params, timeout), servers, last_gtid(conn), timeout)
     return wait

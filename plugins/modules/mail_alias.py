@@ -85,6 +85,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+retries:
+  description:
+    - Times the transaction ran again after MariaDB ended it with 1213 (a Galera certification conflict, another
+      node having changed the same rows first, or a deadlock), from its reads; at most 3, after which the module
+      fails with the error.
+  returned: always
+  type: int
+  sample: 0
 created:
   description: Number of aliases (sources) created.
   returned: always

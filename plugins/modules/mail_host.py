@@ -79,6 +79,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+retries:
+  description:
+    - Times the transaction ran again after MariaDB ended it with 1213 (a Galera certification conflict, another
+      node having changed the same rows first, or a deadlock), from its reads; at most 3, after which the module
+      fails with the error.
+  returned: always
+  type: int
+  sample: 0
 host:
   description: The host row after the run (before it, when removed); absent if there was none.
   returned: when the host exists before or after the run

@@ -224,6 +224,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+retries:
+  description:
+    - Times the transaction ran again after MariaDB ended it with 1213 (a Galera certification conflict, another
+      node having changed the same rows first, or a deadlock), from its reads; at most 3, after which the module
+      fails with the error.
+  returned: always
+  type: int
+  sample: 0
 created:
   description: Number of mailboxes created (or that would be, in check mode).
   returned: always
@@ -795,7 +803,9 @@ class MailUser(BulkModule):
         hashes = passwords.hash_many(jobs, len(pending), self.params['hash_workers'])
         for position, password_hash in enumerate(hashes):
             entry, values = pending[position]
-            entry.password = None
+            # The hash replaces the password: a retried transaction
+            # (bulk.py) writes it without hashing again.
+            entry.password, entry.password_hash = None, password_hash
             sql = INSERT_SQL if position < creations else UPSERT_SQL
             batches[sql].append(values._replace(password=password_hash))
             if len(batches[sql]) >= BATCH_SIZE:
@@ -804,6 +814,13 @@ class MailUser(BulkModule):
         executemany(cursor, INSERT_SQL, batches[INSERT_SQL])
         executemany(cursor, UPSERT_SQL, batches[UPSERT_SQL])
         self.counters['hashed'] = len(pending)
+
+    def before_retry(self):
+        """The stored hashes are read again: a password verified against the
+        row of the rolled-back read is verified again."""
+        for entry in self.entries:
+            entry.needs_hash = False
+        self.counters['verified'] = 0
 
     def result(self):
         result = BulkModule.result(self)

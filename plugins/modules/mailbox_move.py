@@ -238,6 +238,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+retries:
+  description:
+    - Times the move's database writes ran again after MariaDB ended it with 1213 (a Galera certification conflict, another
+      node having changed the same rows first, or a deadlock), each a transaction of its own; at most 3, after which the module
+      fails with the error.
+  returned: when the run got that far
+  type: int
+  sample: 0
 email:
   description: The user.
   returned: always
@@ -401,9 +409,10 @@ def main():
     except (MoveError, DoveadmError, DsyncError, fs.CopyPathError) as e:
         module.fail_json(msg=str(e), email=mover.email, warnings=mover.warnings)
     except pymysql.err.MySQLError as e:
-        module.fail_json(msg='%s: mail database: %s' % (mover.email, db_error_text(e)))
+        module.fail_json(msg='%s: mail database: %s' % (mover.email, db_error_text(e)), retries=mover.db.retries)
     finally:
         conn.close()
+    result['retries'] = mover.db.retries
     for warning in result.pop('warnings', []):
         module.warn(warning)
     module.exit_json(**result)

@@ -31,6 +31,31 @@ def _join(hosts):
     return ', '.join(sorted(hosts)) or 'none'
 
 
+# A Galera cluster from this many 'mail_db' hosts (fewer than three have no
+# quorum once one stops; garbd, the arbitrator, is not built).
+GALERA_MIN_NODES = 3
+
+
+def is_galera(groups):
+    """The mail database is a Galera cluster of the 'mail_db' hosts."""
+    return len(groups.get('mail_db') or []) >= GALERA_MIN_NODES
+
+
+def _database_count(topology, g, errors):
+    """'mail_db': one primary, or three or more Galera nodes; replicas go
+    with a primary only."""
+    db = g['mail_db']
+    if 1 < len(db) < GALERA_MIN_NODES:
+        errors.append("%s: group 'mail_db' has %d hosts (%s); give it one host (a primary, replicas in "
+                      "'mail_db_replica') or %d or more (a Galera cluster: with two nodes, the one left when the "
+                      "other stops has no quorum and serves nothing)" % (topology, len(db), _join(db), GALERA_MIN_NODES))
+    if len(db) >= GALERA_MIN_NODES and g['mail_db_replica']:
+        errors.append("%s: group 'mail_db_replica' (%s) beside %d 'mail_db' hosts (%s): those make a Galera cluster, "
+                      "every node of which serves reads and writes; replicas go with one 'mail_db' primary (add "
+                      "the hosts to 'mail_db' as nodes, or keep one 'mail_db' host)"
+                      % (topology, _join(g['mail_db_replica']), len(db), _join(db)))
+
+
 def _single(g, errors):
     mx, store = set(g['mail_mx']), set(g['mail_store'])
     if not mx:
@@ -47,9 +72,7 @@ def _single(g, errors):
     if not g['mail_db']:
         errors.append("single: group 'mail_db' is empty; it needs the host of the mail database "
                       "(usually the mail server itself)")
-    elif len(g['mail_db']) > 1:
-        errors.append("single: group 'mail_db' has %d hosts (%s); one database host"
-                      % (len(g['mail_db']), _join(g['mail_db'])))
+    _database_count('single', g, errors)
     if g['mail_db_replica']:
         errors.append("single: group 'mail_db_replica' (%s) needs a topology with a replica: "
                       "add a 'mail_backup_mx' host or a 'mail_nfs' server" % _join(g['mail_db_replica']))
@@ -68,9 +91,7 @@ def _backup_mx(g, errors):
                       % (_join(g['mail_store']), _join(mx)))
     if not g['mail_db']:
         errors.append("backup_mx: group 'mail_db' is empty; the primary's database is replicated to the backup")
-    elif len(g['mail_db']) > 1:
-        errors.append("backup_mx: group 'mail_db' has %d hosts (%s); one primary database"
-                      % (len(g['mail_db']), _join(g['mail_db'])))
+    _database_count('backup_mx', g, errors)
     no_replica = backup - set(g['mail_db_replica'])
     if no_replica:
         errors.append("backup_mx: %s must also be in 'mail_db_replica': the backup answers recipient lookups "
@@ -98,9 +119,7 @@ def _nfs_shared(g, errors):
                       % (_join(mx), _join(store)))
     if not g['mail_db']:
         errors.append("nfs_shared: group 'mail_db' is empty; it needs the database primary")
-    elif len(g['mail_db']) > 1:
-        errors.append("nfs_shared: group 'mail_db' has %d hosts (%s); one primary (replicas go in "
-                      "'mail_db_replica')" % (len(g['mail_db']), _join(g['mail_db'])))
+    _database_count('nfs_shared', g, errors)
     if nfs & mx:
         errors.append("nfs_shared: %s is both the NFS server and a mail server; use another host"
                       % _join(nfs & mx))
@@ -122,9 +141,7 @@ def _sharded(g, errors):
     for name in ('mail_smtp', 'mail_proxy', 'mail_store', 'mail_db'):
         if not g[name]:
             errors.append("sharded: group '%s' is empty; the sharded topology needs it" % name)
-    if len(g['mail_db']) > 1:
-        errors.append("sharded: group 'mail_db' has %d hosts (%s); one primary (replicas go in "
-                      "'mail_db_replica')" % (len(g['mail_db']), _join(g['mail_db'])))
+    _database_count('sharded', g, errors)
     for name in ('mail_mx', 'mail_backup_mx', 'mail_nfs'):
         if g[name]:
             errors.append("sharded: group '%s' (%s) conflicts with 'mail_smtp'/'mail_proxy': the sharded "

@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import pytest
 
+from mailstack_testlib.galera import Cluster
 from mailstack_testlib.mariadb import Database, MariaDB, Runner, _free_port, pymysql
 
 # What test_mariadb_replica.py and test_maildir_sync_rsync.py take from this
@@ -52,3 +53,23 @@ def empty_db(mariadb):
 @pytest.fixture
 def ansible(mariadb, tmp_path):
     return Runner(mariadb, tmp_path)
+
+
+@pytest.fixture(scope='session')
+def _galera_session():
+    """One three-node Galera cluster per session (per xdist worker that
+    asks for it): about 20 s to start (mailstack_testlib.galera)."""
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def galera(_galera_session):
+    """The session's cluster, healed before the test (every node running,
+    Synced, in one cluster: a test may leave it broken)."""
+    _galera_session.heal()
+    return _galera_session

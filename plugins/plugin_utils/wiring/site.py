@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.hostnames import host_fqdn, host_name_error
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.mta_sts import mta_sts_policy
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.topology import is_galera
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.domains import domains
 
 # The clients of a database served over TLS verify it against the host's
@@ -53,6 +54,12 @@ class Site(object):
         self.db_hosts = list(groups['mail_db']) + list(groups['mail_db_replica'])
         self.primary_db = _first(groups['mail_db'])
         self.replicas = list(groups['mail_db_replica'])
+        # Three or more 'mail_db' hosts: a Galera cluster, every node of
+        # which takes reads and writes (primary_db is then its first node,
+        # the one that bootstraps a new cluster: it holds the data of the
+        # primary being converted).
+        self.galera = is_galera(groups)
+        self.galera_nodes = list(groups['mail_db']) if self.galera else []
         self.filter_host = _first(groups['mail_filter'])
         self.filtering_mx = [h for h in groups['mail_mx'] if h not in groups['mail_backup_mx']] + list(groups['mail_smtp'])
         self.sharded = topology == 'sharded'
@@ -63,7 +70,7 @@ class Site(object):
         self.san_host = _first(groups['mail_san']) if self.nfs else None
         # The primary serves TLS, and requires it of every remote account,
         # when another host reads it or replicates it.
-        self.primary_remote = self.primary_db is not None and (bool(self.replicas) or any(
+        self.primary_remote = self.primary_db is not None and (self.galera or bool(self.replicas) or any(
             h not in self.db_hosts for group in DATABASE_READER_GROUPS for h in groups[group]))
         if self.primary_db is not None and inventory.is_set(self.primary_db, 'mail_database_tls'):
             self.primary_tls = bool(inventory.get(self.primary_db, 'mail_database_tls'))
@@ -85,11 +92,14 @@ class Site(object):
         """The database servers host's readers (Postfix, Dovecot, the
         modules of the playbooks) list, in order: its own server first
         (localhost: Postfix tries the socket before any TCP host), then the
-        primary, then the replicas: lookups go on while the primary is down."""
+        primary, then the replicas: lookups go on while the primary is down;
+        with Galera every node, in the inventory's order (the modules write
+        through the first that takes writes, so all meet on one node while
+        it lives)."""
         if self.primary_db is None:
             return ['localhost']
         hosts = ['localhost'] if host in self.db_hosts else []
-        for server in [self.primary_db] + self.replicas:
+        for server in list(self.groups['mail_db']) + self.replicas:
             if server != host:
                 hosts.append(self.inventory.reach(server, 'a mail database server read by %s' % host))
         return hosts
@@ -102,6 +112,8 @@ class Site(object):
 
     def db_server_remote(self, host):
         """host is a database server that other hosts read or replicate."""
+        if host in self.galera_nodes:
+            return True
         return self.primary_remote if host == self.primary_db else host in self.replicas and self.replica_remote(host)
 
     def db_reads_own_with_tls(self, host):
@@ -110,6 +122,17 @@ class Site(object):
         localhost, which its server's certificate must then carry."""
         return (host in self.db_hosts and any(host in self.groups[g] for g in LOOKUP_GROUPS)
                 and bool(self.db_ca_file(host)))
+
+    def webmail_db_server(self, host):
+        """The database server of Roundcube on webmail host (one PDO DSN, no
+        failover): the primary; with Galera the host's own node when it is
+        one, else the nodes in turn over the webmail hosts (losing a node
+        costs the sessions of its webmail hosts until it rejoins)."""
+        if not self.galera or host in self.galera_nodes:
+            return host if host in self.galera_nodes else self.primary_db
+        webmail = list(self.groups['mail_webmail'])
+        index = webmail.index(host) if host in webmail else 0
+        return self.galera_nodes[index % len(self.galera_nodes)]
 
     def replica_remote(self, replica):
         """Another host reads replica: a reader of the database that is not

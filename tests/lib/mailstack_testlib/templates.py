@@ -29,11 +29,18 @@ def role_variables(role):
     return variables
 
 
+def _ipwrap(value):
+    """ansible.utils.ipwrap for one address: an IPv6 address in brackets."""
+    value = str(value)
+    return '[%s]' % value if ':' in value and not value.startswith('[') else value
+
+
 def render(role, template, **overrides):
     """roles/<role>/templates/<template> rendered with the role's variables and overrides."""
     folder = os.path.join(ROOT, 'roles', role, 'templates')
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), trim_blocks=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters['ansible.utils.ipwrap'] = _ipwrap
     variables = role_variables(role)
     variables.update(ansible_managed='Ansible managed', **overrides)
     return env.get_template(template).render(**variables)

@@ -2,7 +2,10 @@
 # Copyright: mailstack developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Role mail_database: the primary of the mail database, then its replicas
-(two plays in site.yml: a replica starts from a snapshot of the finished primary)."""
+(two plays in site.yml: a replica starts from a snapshot of the finished
+primary); or, with three or more 'mail_db' hosts, the nodes of a Galera
+cluster (mail_database_mode galera), whose accounts are written once and
+replicate: every node gets the same account hosts."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -21,6 +24,8 @@ READERS = (('postfix', ('mail_mx', 'mail_backup_mx', 'mail_smtp')), ('dovecot', 
 
 
 def _readers(site, inventory, service_groups, server):
+    """The addresses of the readers other than server's host (None: every
+    reader, as a Galera account serves every node)."""
     readers = []
     for other in sorted(set(h for group in service_groups for h in site.groups[group])):
         if other != server:
@@ -50,7 +55,12 @@ def _mover_hosts(site, inventory):
     account (the provisioning account stays on the database hosts)."""
     hosts = []
     for shard in site.groups['mail_store']:
-        hosts.extend(LOCAL if shard in site.db_hosts else inventory.known(shard, 'a shard that moves mailboxes'))
+        if shard in site.db_hosts:
+            hosts.extend(LOCAL)
+        if shard not in site.db_hosts or site.galera:
+            # With Galera a shard that is a node writes through the other
+            # nodes too (its list: its own socket, then every node).
+            hosts.extend(inventory.known(shard, 'a shard that moves mailboxes'))
     return unique(hosts)
 
 
@@ -70,7 +80,7 @@ def _primary_options(site, inventory):
         # Roundcube's database, shared by the webmail hosts.
         options['mail_database_roundcube_hosts'] = unique(
             [a for h in site.groups['mail_webmail'] for a in (
-                LOCAL if h == site.primary_db else inventory.known(h, "a webmail host (Roundcube's database)"))])
+                LOCAL if h == site.webmail_db_server(h) else inventory.known(h, "a webmail host (Roundcube's database)"))])
     if site.replicas:
         replication = []
         for other in site.replicas:
@@ -104,7 +114,39 @@ def _replica_options(host, site, inventory):
     return options
 
 
+def _galera_options(host, site, inventory):
+    """A node of the Galera cluster: every node's address (inventory order),
+    its own, TLS (readers and the group), and the accounts of every reader
+    (written once on the first Synced node; they replicate)."""
+    options = {
+        'mail_database_mode': 'galera',
+        'mail_database_server_id': site.galera_nodes.index(host.name) + 1,
+        'mail_database_binlog': False,
+        'mail_database_bind_address': '*',
+        'mail_database_tls': True,
+        # Inventory names: the role reads each node's state (galera_node,
+        # delegated) before it starts any, also under --limit.
+        'mail_database_galera_hosts': list(site.galera_nodes),
+        'mail_database_galera_nodes': [inventory.reach(n, 'a node of the Galera cluster') for n in site.galera_nodes],
+        'mail_database_galera_node_address': inventory.reach(host.name, 'a node of the Galera cluster'),
+    }
+    options.update(_reader_accounts(site, inventory, None))
+    options.update(_mailbox_servers(site, inventory) if site.sharded or site.nfs else {})
+    if site.sharded:
+        options['mail_database_mover_hosts'] = _mover_hosts(site, inventory)
+    if site.groups['mail_webmail']:
+        # A webmail host that is a node uses its own (socket); the others
+        # one node each (site.webmail_db_server).
+        options['mail_database_roundcube_hosts'] = unique(
+            [a for h in site.groups['mail_webmail'] for a in (
+                LOCAL if h in site.galera_nodes else inventory.known(h, "a webmail host (Roundcube's database)"))])
+    options['mail_database_domains'] = database_domains(host.domains)
+    return options
+
+
 def mail_database_options(host, site, inventory):
+    if site.galera:
+        return _galera_options(host, site, inventory)
     replica = host.name in site.replicas
     options = {
         'mail_database_mode': 'replica' if replica else 'primary',
@@ -121,6 +163,15 @@ def mail_database_options(host, site, inventory):
 def mail_database_requires(host, site, inventory, options):
     required = [('mail_database_postfix_password', "Postfix's account in the mail database", 'non_empty'),
                 ('mail_database_dovecot_password', "Dovecot's account in the mail database", 'non_empty')]
+    if site.galera:
+        # Any node may be the one that writes the accounts.
+        required.insert(0, ('mail_database_admin_password', 'the provisioning account of the cluster', 'non_empty'))
+        if site.groups['mail_webmail']:
+            required.append(('mail_database_roundcube_password', "Roundcube's account on its database", 'non_empty'))
+        if site.sharded:
+            required.append(('mail_database_mover_password', "the moves' account, for the shards (%s)"
+                             % ', '.join(site.groups['mail_store']), 'non_empty'))
+        return required
     if host.name in site.replicas:
         required.append(('mail_database_replication_password', 'the replica logs in to the primary with it',
                          'non_empty'))
@@ -151,7 +202,19 @@ def database_peers(site, server=None):
     return [h for h in readers if h != server] + replicas
 
 
+# Galera's ports (the provider's defaults): the group, IST, SST.
+GALERA_PORTS = ((4567, 'group communication'), (4568, 'incremental state transfer (IST)'),
+                (4444, 'state snapshot transfer (SST, mariabackup over TLS)'))
+
+
 def mail_database_listens(host, site, inventory, options):
+    if host.name in site.galera_nodes:
+        others = [n for n in site.galera_nodes if n != host.name]
+        sql = listen(effective(host, inventory, options, 'mail_database_port'), 'tcp',
+                     'MariaDB over TLS: the mail database (Postfix and Dovecot lookups, provisioning%s)'
+                     % (', mailbox moves' if site.sharded else ''), database_peers(site, host.name) + others)
+        return [sql] + [listen(port, 'tcp', 'Galera over TLS: %s between the nodes' % what, others)
+                        for port, what in GALERA_PORTS]
     if host.name == site.primary_db and site.primary_remote:
         uses = ['Postfix and Dovecot lookups'] + (['mailbox moves'] if site.sharded else []) + (
             ['replication'] if site.replicas else [])

@@ -40,9 +40,10 @@ def _servers(site, inventory):
 
 
 def _database(host, site, inventory):
-    """Roundcube's database on the mail database's primary: by its socket on
-    the primary itself, else over TLS verified against the site's CA."""
-    primary = site.primary_db
+    """Roundcube's database on the mail database's primary (with Galera, a
+    node: site.webmail_db_server): by its socket on that server itself, else
+    over TLS verified against the site's CA."""
+    primary = site.webmail_db_server(host.name)
     if primary is None:
         return {}
     local = primary == host.name

@@ -209,3 +209,36 @@ def test_mta_sts_policy_refuses_a_wrong_mode_or_max_age():
     for bad in (-1, 31557601, True, "86400"):
         with pytest.raises(AnsibleFilterError, match="max_age must be a whole number of seconds"):
             mail_mta_sts_policy(d, "example.test", "testing", bad)
+
+
+# The mail database as a Galera cluster (issue 28, step G): one 'mail_db'
+# host or three or more, in every topology; two are refused; replicas go
+# with one primary only.
+SHARDED = dict(mail_smtp=["smtp1"], mail_proxy=["proxy1"], mail_store=["ms1", "ms2"])
+SINGLE = dict(mail_mx=["mx1"], mail_store=["mx1"])
+NFS = dict(mail_mx=["a", "b"], mail_store=["a", "b"], mail_nfs=["n"])
+
+
+@pytest.mark.parametrize("name, groups, db, replicas, errors", [
+    ("sharded", SHARDED, ["ns1", "proxy1", "ms2"], [], []),
+    ("sharded", SHARDED, ["db1", "db2", "db3", "db4"], [], []),
+    ("single", SINGLE, ["db1", "db2", "db3"], [], []),
+    ("nfs_shared", NFS, ["db1", "db2", "db3"], [], []),
+    ("sharded", SHARDED, ["db1", "db2"], [],
+     ["sharded: group 'mail_db' has 2 hosts (db1, db2); give it one host (a primary, replicas in 'mail_db_replica') "
+      "or 3 or more (a Galera cluster: with two nodes, the one left when the other stops has no quorum and serves "
+      "nothing)"]),
+    ("single", SINGLE, ["db1", "db2"], [], ["single: group 'mail_db' has 2 hosts (db1, db2)"]),
+    ("nfs_shared", NFS, ["db1", "db2"], [], ["nfs_shared: group 'mail_db' has 2 hosts (db1, db2)"]),
+    ("sharded", SHARDED, ["db1", "db2", "db3"], ["db4"],
+     ["sharded: group 'mail_db_replica' (db4) beside 3 'mail_db' hosts (db1, db2, db3): those make a Galera "
+      "cluster, every node of which serves reads and writes; replicas go with one 'mail_db' primary (add the "
+      "hosts to 'mail_db' as nodes, or keep one 'mail_db' host)"]),
+    ("nfs_shared", NFS, ["db1", "db2", "db3"], ["db4"], ["nfs_shared: group 'mail_db_replica' (db4) beside 3"]),
+])
+def test_galera_database_counts(name, groups, db, replicas, errors):
+    d = decide(mail_db=db, mail_db_replica=replicas, **groups)
+    assert d["topology"] == name
+    assert len(d["errors"]) == len(errors), d["errors"]
+    for want, got in zip(errors, d["errors"]):
+        assert got.startswith(want), got

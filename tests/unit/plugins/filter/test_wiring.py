@@ -1139,3 +1139,74 @@ def test_acme_on_a_replica_its_primarys_readers_reach_by_address_is_refused():
                       common=dict(PASSWORDS, mailstack_domain="example.test"))
     errors = mail_wiring(g, hv)["errors"]
     assert any(e.startswith("mx2: tls_source=acme on a database host") for e in errors), errors
+
+
+# The mail database as a Galera cluster (issue 28, step G): the sharded lab
+# with its three nodes on hosts it already has (plan 3).
+GALERA = dict(groups=dict(SHARDED["groups"], mail_db=["ns1", "proxy1", "ms2"]), hosts=SHARDED["hosts"])
+GALERA_PASSWORDS = {"mail_database_admin_password": "adm", "mail_database_mover_password": "mv"}
+
+
+def test_galera_nodes_and_their_readers():
+    hosts = wired(GALERA["groups"], GALERA["hosts"], common=GALERA_PASSWORDS)
+    ns1, proxy1, ms2, ms1, smtp1 = (hosts[h]["options"] for h in ("ns1", "proxy1", "ms2", "ms1", "smtp1"))
+    nodes = ["10.0.0.53", "10.0.0.31", "10.0.0.42"]
+    for name, node, server_id in (("ns1", ns1, 1), ("proxy1", proxy1, 2), ("ms2", ms2, 3)):
+        assert "mail_database" in hosts[name]["roles"]
+        assert {k: node[k] for k in ("mail_database_mode", "mail_database_galera_nodes", "mail_database_galera_hosts",
+                                     "mail_database_bind_address", "mail_database_tls", "mail_database_server_id",
+                                     "mail_database_binlog")} == {
+            "mail_database_mode": "galera", "mail_database_galera_nodes": nodes,
+            "mail_database_galera_hosts": ["ns1", "proxy1", "ms2"], "mail_database_bind_address": "*",
+            "mail_database_tls": True, "mail_database_server_id": server_id, "mail_database_binlog": False}
+        assert node["mail_database_galera_node_address"] == nodes[server_id - 1]
+        # Each node's certificate names the address its readers and peers verify (SST: VERIFY_IDENTITY).
+        assert nodes[server_id - 1] in node["tls_names"]
+    # The accounts replicate: written once, the same hosts on every node,
+    # every reader's address (the nodes' own readers reach the other nodes too).
+    for option in ("mail_database_postfix_hosts", "mail_database_dovecot_hosts", "mail_database_mover_hosts",
+                   "mail_database_roundcube_hosts", "mail_database_mailbox_hosts", "mail_database_domains"):
+        assert ns1[option] == proxy1[option] == ms2[option], option
+    assert ns1["mail_database_postfix_hosts"] == ["localhost", "127.0.0.1", "10.0.0.21", "10.0.0.22"]
+    assert ns1["mail_database_dovecot_hosts"] == ["localhost", "127.0.0.1", "10.0.0.41", "10.0.0.42",
+                                                  "10.0.0.31", "fd00::31"]
+    assert ns1["mail_database_mover_hosts"] == ["10.0.0.41", "localhost", "127.0.0.1", "10.0.0.42"]
+    # Every reader lists every node, its own socket first.
+    assert smtp1["postfix_db_hosts"] == nodes
+    assert ms1["dovecot_db_hosts"] == nodes
+    assert proxy1["dovecot_db_hosts"] == ["localhost", "10.0.0.53", "10.0.0.42"]
+    assert ms2["dovecot_db_hosts"] == ["localhost", "10.0.0.53", "10.0.0.31"]
+    assert "localhost" in proxy1["tls_names"] and "localhost" in ms2["tls_names"]
+    assert smtp1["postfix_db_ca_file"] == ms1["dovecot_db_ca_file"] == "/etc/ssl/certs/ca-certificates.crt"
+    # Roundcube on proxy1, a node: its own node by the socket.
+    assert (proxy1["webmail_db_host"], proxy1["webmail_db_ca_file"]) == ("localhost", "")
+    assert ns1["mail_database_roundcube_hosts"] == ["localhost", "127.0.0.1"]
+    # The Galera ports open to the other nodes only; SQL to the readers and nodes.
+    listens = dict((l["port"], l["peers"]) for l in hosts["ms2"]["listens"] if l["role"] == "mail_database")
+    assert listens[4567] == listens[4568] == listens[4444] == ["ns1", "proxy1"]
+    assert set(listens[3306]) == {"smtp1", "smtp2", "ms1", "proxy1", "ns1"}
+    # Any node may write the accounts: each needs their secrets.
+    required = [r["option"] for r in hosts["ms2"]["required"]]
+    for option in ("mail_database_admin_password", "mail_database_mover_password", "mail_database_roundcube_password"):
+        assert option in required, required
+
+
+def test_galera_webmail_hosts_take_the_nodes_in_turn():
+    groups = dict(GALERA["groups"], mail_webmail=["web1", "web2"], mail_db=["db1", "db2", "db3"])
+    hosts = dict(GALERA["hosts"], web1={"ansible_facts": facts("10.0.0.61")}, web2={"ansible_facts": facts("10.0.0.62")},
+                 db1={"ansible_facts": facts("10.0.0.71")}, db2={"ansible_facts": facts("10.0.0.72")},
+                 db3={"ansible_facts": facts("10.0.0.73")})
+    wired_hosts = wired(groups, hosts, common=dict(GALERA_PASSWORDS, webmail_des_key="x" * 24))
+    assert wired_hosts["web1"]["options"]["webmail_db_host"] == "10.0.0.71"
+    assert wired_hosts["web2"]["options"]["webmail_db_host"] == "10.0.0.72"
+    assert wired_hosts["db3"]["options"]["mail_database_roundcube_hosts"] == ["10.0.0.61", "10.0.0.62"]
+    assert wired_hosts["smtp1"]["options"]["postfix_db_hosts"] == ["10.0.0.71", "10.0.0.72", "10.0.0.73"]
+
+
+def test_two_database_hosts_or_replicas_beside_galera_are_refused():
+    g, hv = inventory(dict(SHARDED["groups"], mail_db=["ns1", "proxy1"]), SHARDED["hosts"],
+                      dict(PASSWORDS, mailstack_domain="example.test"))
+    assert any("group 'mail_db' has 2 hosts (ns1, proxy1)" in e for e in mail_wiring(g, hv)["errors"])
+    g, hv = inventory(dict(GALERA["groups"], mail_db_replica=["ms1"]), SHARDED["hosts"],
+                      dict(PASSWORDS, mailstack_domain="example.test"))
+    assert any("group 'mail_db_replica' (ms1) beside 3 'mail_db' hosts" in e for e in mail_wiring(g, hv)["errors"])

@@ -126,3 +126,42 @@ def test_the_servers_default_to_the_readers_list_but_the_writer():
     assert readers_servers(dict(p, replicas=["r9"]), Conn()) == ["r9"]
     assert readers_servers(dict(p, replicas=[]), Conn()) == []
     assert readers_servers(dict(p, login_unix_socket="/run/mysqld/mysqld.sock"), Conn()) == []
+
+
+# Galera: the other nodes waited for with WSREP_SYNC_WAIT_UPTO_GTID.
+class FakeNode(FakeConn):
+    def __init__(self, outcome, seen=GTID):
+        FakeConn.__init__(self, outcome == "applied", seen)
+        self.outcome = outcome
+
+    def cursor(self):
+        node = self
+
+        class Cursor(FakeCursor):
+            def execute(self, sql, args=()):
+                node.asked.append((sql, args))
+                if "WSREP_SYNC_WAIT_UPTO_GTID" in sql:
+                    node.waits.append(args[1])
+                    if node.outcome == "behind":
+                        raise pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")
+                    if node.outcome == "non-primary":
+                        raise pymysql.err.OperationalError(1047, "WSREP has not yet prepared node for application use")
+                    self.rows = [(1,)]
+                else:
+                    self.rows = [(node.position.encode(),)]
+        return Cursor(self)
+
+
+def test_galera_nodes_that_applied_and_one_outside_the_primary_component():
+    servers = {"n2": FakeNode("applied"), "n3": FakeNode("non-primary")}
+    warnings = wait_replicas(connector(servers), ["n2", "n3"], GTID, 5, galera=True)
+    assert len(warnings) == 1 and warnings[0].startswith("replica n3 is down (not in the Primary component")
+    assert servers["n2"].asked[0] == ("SELECT WSREP_SYNC_WAIT_UPTO_GTID(%s, %s)", (GTID, 5))
+    assert all(isinstance(c.waits[0], int) for c in servers.values())
+
+
+def test_a_galera_node_behind_fails_naming_it_and_what_it_has_seen():
+    servers = {"n2": FakeNode("applied"), "n3": FakeNode("behind", "0-1-120")}
+    with pytest.raises(ReplicaLagError) as e:
+        wait_replicas(connector(servers), ["n2", "n3"], GTID, 5, galera=True)
+    assert "n3 has not applied it within 5 s (at 0-1-120, 3 transaction(s) behind)" in str(e.value)
