@@ -89,6 +89,11 @@ def dovecot_options(host, site, inventory):
     removed_option(host.name, inventory, 'dovecot_db_host', 'dovecot_db_hosts')
     if local_postfix and not site.nfs:
         options['dovecot_quota_status_listen'] = '127.0.0.1'
+    if local_postfix and not proxy:
+        # Sieve's replies (vacation, redirect) leave as the site's own mail
+        # does: to the local Postfix, whose milter signs mail from the
+        # loopback and whose content filter sees it.
+        options['dovecot_submission_host'] = '127.0.0.1:25'
     if site.nfs and not proxy:
         options.update(_nfs_store(host, site, inventory))
     if site.sharded:
