@@ -7,12 +7,13 @@
 # compatibility check; with dovecot-mysql, the SQL connect line of the role's
 # template against two servers), Postfix's MySQL maps (postfix-mysql: postmap
 # queries the role's map file against two servers), rsync and OpenSSH (maildir_sync's tests and
-# `bench/run maildir_sync`; the tests run their own sshd on a loopback port), and
+# `bench/run maildir_sync`; the tests run their own sshd on a loopback port),
+# Pigeonhole (dovecot-sieve: sieve-test runs role dovecot's global script), and
 # ShellCheck for ansible-test sanity. Idempotent: installs only what is missing,
 # and keeps the packages' services from starting (policy-rc.d) while installing.
 set -eu
 
-PACKAGES="mariadb-server mariadb-client mariadb-backup dovecot-core dovecot-mysql postfix-mysql rsync openssh-client openssh-server shellcheck"
+PACKAGES="mariadb-server mariadb-client mariadb-backup dovecot-core dovecot-mysql dovecot-sieve postfix-mysql rsync openssh-client openssh-server shellcheck"
 
 missing=""
 for p in $PACKAGES; do

@@ -89,6 +89,15 @@ def dovecot_options(host, site, inventory):
     removed_option(host.name, inventory, 'dovecot_db_host', 'dovecot_db_hosts')
     if local_postfix and not site.nfs:
         options['dovecot_quota_status_listen'] = '127.0.0.1'
+    if local_postfix and not proxy:
+        # Sieve's replies (vacation, redirect) leave as the site's own mail
+        # does: to the local Postfix, whose milter signs mail from the
+        # loopback and whose content filter sees it.
+        options['dovecot_submission_host'] = '127.0.0.1:25'
+    if not proxy and not site.nfs and not site.sharded:
+        # Users upload their Sieve scripts to their one mail server (the
+        # NFS servers' pinning and the proxies' do not carry it yet).
+        options['dovecot_managesieve'] = True
     if site.nfs and not proxy:
         options.update(_nfs_store(host, site, inventory))
     if site.sharded:
@@ -137,6 +146,10 @@ def dovecot_listens(host, site, inventory, options):
     proxy = value('dovecot_mode') == 'proxy'
     others = [h for h in site.groups['mail_store'] if h != host.name]
     listens = _login_listens(host, site, value('dovecot_protocols'), proxy)
+    if value('dovecot_managesieve') and value('dovecot_sieve') and not proxy:
+        clients = "the users' mail clients" + (' and the webmail' if site.groups['mail_webmail'] else '')
+        listens.append(listen(value('dovecot_managesieve_port'), 'tcp', 'ManageSieve (STARTTLS): %s' % clients,
+                              [INTERNET]))
     if value('dovecot_lmtp_listen'):
         listens.append(listen(value('dovecot_lmtp_port'), 'tcp', 'LMTP: mail for the users of this server (from the '
                               'SMTP tier, and from the other servers for a user pinned or moved here)',

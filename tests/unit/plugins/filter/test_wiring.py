@@ -94,6 +94,9 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
         "dovecot_postfix_local": True,
         "dovecot_quota_status": True,
         "dovecot_quota_status_listen": "127.0.0.1",
+        # Sieve's replies go out through the local Postfix (signed, filtered).
+        "dovecot_submission_host": "127.0.0.1:25",
+        "dovecot_managesieve": True,
         # Roundcube: the mail server by the name its certificate carries for
         # clients (connecting to its address), its database by the socket.
         "webmail_imap_host": "mx1.example.test",
