@@ -288,9 +288,9 @@ def test_the_services_answer_on_ipv6(host, server, port, kind):
 
 def test_a_shard_that_is_down_defers_only_its_users_mail(host, ms1, ms2):
     smtp1 = shard("smtp1")
-    # smtp1's own record of smtp.example.test: the sorted list's first is
-    # smtp2 when podman gave it the address that sorts first as a string
-    # (10.89.0.10 before 10.89.0.9); CI's run failed so, reading smtp1's queue.
+    # smtp1's own record of smtp.example.test, not a position in the list
+    # (CI's run of stop 38 found nothing in smtp1's queue; the cause is not
+    # known: the message below then shows where bob's copy went).
     own = set(smtp1.check_output("hostname -I").split())
     address = [a for a in smtp_addresses(host) if a in own]
     assert len(address) == 1, (address, own)
@@ -307,7 +307,9 @@ def test_a_shard_that_is_down_defers_only_its_users_mail(host, ms1, ms2):
                         if r["address"] == "bob@example.test" and "delay_reason" in r]
             time.sleep(1)
         # Waiting in the SMTP tier's queue, not bounced: LMTP on ms2 refused the connection.
-        assert deferred and "Connection refused" in deferred[0]["delay_reason"], deferred
+        assert deferred and "Connection refused" in deferred[0]["delay_reason"], (deferred, {
+            h: shard(h).run("postqueue -p; journalctl --no-pager -n 400 | grep -a 'bob@example.test' | tail -n 5").stdout
+            for h in ("smtp1", "smtp2", "ns1")})
         # The operations report shows the waiting mail and the stopped Dovecot.
         report, out = testlib.report("sharded")
         queue = report["hosts"]["smtp1"]["mailstack"]["postfix"]
