@@ -123,7 +123,7 @@ class RoleCluster(Cluster):
 def role_cluster():
     busy = ['%s:%d' % (a, p) for a in ADDRESSES for p in (4567, 4568, 4444) if not _free(a, p)]
     if busy:
-        pytest.skip('Galera default ports taken: %s' % ', '.join(busy))
+        pytest.fail('Galera default ports taken (the role renders them; free them to run this test): %s' % ', '.join(busy))
     cluster = RoleCluster()
     try:
         yield cluster
