@@ -158,6 +158,18 @@ def test_an_internal_port_is_closed_to_the_internet_and_to_the_wrong_tier():
     assert admitted(smtp1, "tcp", 25, "192.0.2.200") and admitted(smtp1, "tcp", 587, "192.0.2.200")
 
 
+def test_a_galera_node_admits_galera_from_the_other_nodes_only():
+    _groups, hostvars, wiring = wired("sharded", groups_update={"mail_db": ["db1", "ms1", "ms2"]})
+    assert wiring["errors"] == [], wiring["errors"]
+    address = dict((h, str(hostvars[h]["mailstack_address"])) for h in wiring["hosts"])
+    ms1 = text_of(wiring, "ms1")
+    for port in (4567, 4568, 4444):
+        assert admitted(ms1, "tcp", port, address["db1"]) and admitted(ms1, "tcp", port, address["ms2"]), port
+        assert not admitted(ms1, "tcp", port, address["smtp1"]), port
+        assert not admitted(ms1, "tcp", port, address["proxy1"]), port
+    assert admitted(ms1, "tcp", 3306, address["smtp1"]) and not admitted(ms1, "tcp", 3306, "192.0.2.200")
+
+
 def test_the_firewall_is_off_by_default_and_needs_no_address_then():
     groups, hostvars, wiring = wired("sharded", extra={})
     assert wiring["errors"] == []

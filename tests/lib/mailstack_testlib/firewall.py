@@ -42,10 +42,12 @@ class _AllHostVars(object):
         return _HostVars(self.hostvars[host], self.extra)
 
 
-def wired(topology, extra=None):
+def wired(topology, extra=None, groups_update=None):
     """(groups, hostvars, wiring) of an example, with the variables of
-    extra (default: the firewall on) set on every host."""
+    extra (default: the firewall on) set on every host, and its groups
+    updated with groups_update (another database, say)."""
     groups, hostvars = load_script('port_tables').load(topology)
+    groups.update(groups_update or {})
     overlaid = _AllHostVars(hostvars, ON if extra is None else extra)
     return groups, overlaid, wire(groups, overlaid)
 
