@@ -13,7 +13,8 @@ Two pure steps:
 - ``ruleset(rules, admin_networks, ssh_client, extra_rules)``: the nft text
   the role installs (one table ``inet mailstack``, loaded as one transaction,
   no other table touched): established and related first, the loopback,
-  ICMP and ICMPv6 (neighbour discovery, path MTU), then Ansible's own
+  ICMP and ICMPv6 (neighbour discovery, path MTU), DHCPv6 replies from the
+  link, then Ansible's own
   connection (SSH_CLIENT), then SSH and every other listen from its peers'
   addresses only ('controller': the administrators' networks and Ansible's
   address; 'internet': anyone), then the inventory's extra rules; any other
@@ -45,6 +46,8 @@ table inet mailstack {
 \t\tiif lo accept
 \t\tmeta l4proto icmp accept
 \t\tmeta l4proto ipv6-icmp accept
+\t\t# DHCPv6 replies to this host's client (conntrack does not match them to its multicast request)
+\t\tip6 saddr fe80::/10 udp sport 547 udp dport 546 accept
 """
 
 TAIL = """\t\t# Any other TCP connection is refused at once; anything else is dropped (policy).

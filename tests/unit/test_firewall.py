@@ -90,13 +90,14 @@ def test_established_first_then_loopback_icmp_then_ssh_and_the_reset_last(exampl
     _topology, groups, hostvars, wiring = example
     for host in mail_hosts(groups, wiring):
         lines = rule_lines(text_of(wiring, host))
-        assert lines[:5] == ["ct state established,related accept", "ct state invalid drop", "iif lo accept",
-                             "meta l4proto icmp accept", "meta l4proto ipv6-icmp accept"], host
+        assert lines[:6] == ["ct state established,related accept", "ct state invalid drop", "iif lo accept",
+                             "meta l4proto icmp accept", "meta l4proto ipv6-icmp accept",
+                             "ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept"], host
         ssh = int(hostvars[host]["ansible_port"]) if "ansible_port" in hostvars[host] else 22
         # Ansible's own connection, then SSH from the administrators' networks.
-        assert lines[5] == "ip saddr 203.0.113.7 tcp dport 22 accept", host
-        assert lines[6] == "ip saddr 203.0.113.0/24 tcp dport %d accept" % ssh, host
-        assert lines[7] == "ip6 saddr 2001:db8:ad::/48 tcp dport %d accept" % ssh, host
+        assert lines[6] == "ip saddr 203.0.113.7 tcp dport 22 accept", host
+        assert lines[7] == "ip saddr 203.0.113.0/24 tcp dport %d accept" % ssh, host
+        assert lines[8] == "ip6 saddr 2001:db8:ad::/48 tcp dport %d accept" % ssh, host
         assert lines[-1] == "meta l4proto tcp reject with tcp reset", host
         assert all("accept" in line for line in lines[:-1] if line != "ct state invalid drop"), host
 
@@ -223,10 +224,10 @@ def test_a_peer_is_admitted_by_its_ipv4_and_ipv6_addresses():
 def test_ssh_is_open_to_the_administrators_even_when_no_listen_names_the_controller():
     # firewall_rules set by hand, or the role applied without the wiring.
     rules = [{"port": 25, "proto": "tcp", "service": "SMTP", "peers": ["internet"], "sources": ["internet"]}]
-    assert rule_lines(ruleset(rules, ["203.0.113.0/24"], "203.0.113.7 50022 2222"))[5:8] == [
+    assert rule_lines(ruleset(rules, ["203.0.113.0/24"], "203.0.113.7 50022 2222"))[6:9] == [
         "ip saddr 203.0.113.7 tcp dport 2222 accept", "ip saddr 203.0.113.0/24 tcp dport 2222 accept",
         "tcp dport 25 accept"]
-    assert rule_lines(ruleset([], ["203.0.113.0/24"]))[5:] == [
+    assert rule_lines(ruleset([], ["203.0.113.0/24"]))[6:] == [
         "ip saddr 203.0.113.0/24 tcp dport 22 accept", "meta l4proto tcp reject with tcp reset"]
 
 
@@ -244,7 +245,7 @@ def test_overlapping_sources_are_merged_and_internet_admits_anyone():
     rules = [{"port": 22, "proto": "tcp", "service": "SSH", "peers": ["controller"], "sources": ["controller"]},
              {"port": 25, "proto": "tcp", "service": "SMTP", "peers": ["internet"], "sources": ["internet"]}]
     lines = rule_lines(ruleset(rules, ["10.0.0.0/8", "10.1.0.0/16"], "10.1.2.3 4000 2222"))
-    assert lines[5:] == ["ip saddr 10.1.2.3 tcp dport 2222 accept", "ip saddr 10.0.0.0/8 tcp dport 22 accept",
+    assert lines[6:] == ["ip saddr 10.1.2.3 tcp dport 2222 accept", "ip saddr 10.0.0.0/8 tcp dport 22 accept",
                          "tcp dport 25 accept", "meta l4proto tcp reject with tcp reset"]
 
 
@@ -264,7 +265,7 @@ def test_extra_rules_come_after_the_listens():
     extra = [{"port": 9100, "sources": ["192.0.2.99", "2001:db8::99"], "comment": "node exporter"},
              {"port": 161, "proto": "udp", "sources": ["controller"]}]
     text = ruleset(rules, ["203.0.113.0/24"], "", extra)
-    assert rule_lines(text)[5:] == [
+    assert rule_lines(text)[6:] == [
         "ip saddr 203.0.113.0/24 tcp dport 22 accept",
         "tcp dport 25 accept", "ip saddr 192.0.2.99 tcp dport 9100 accept",
         "ip6 saddr 2001:db8::99 tcp dport 9100 accept",
