@@ -8,12 +8,14 @@
 # template against two servers), Postfix's MySQL maps (postfix-mysql: postmap
 # queries the role's map file against two servers), rsync and OpenSSH (maildir_sync's tests and
 # `bench/run maildir_sync`; the tests run their own sshd on a loopback port),
-# Pigeonhole (dovecot-sieve: sieve-test runs role dovecot's global script), and
-# ShellCheck for ansible-test sanity. Idempotent: installs only what is missing,
-# and keeps the packages' services from starting (policy-rc.d) while installing.
+# Pigeonhole (dovecot-sieve: sieve-test runs role dovecot's global script),
+# ShellCheck for ansible-test sanity, and nftables (nft -c -f and nft -f of role
+# firewall's rules in a network namespace of their own: tests/integration/
+# test_firewall_nft.py). Idempotent: installs only what is missing, and keeps the
+# packages' services from starting (policy-rc.d) while installing.
 set -eu
 
-PACKAGES="mariadb-server mariadb-client mariadb-backup dovecot-core dovecot-mysql dovecot-sieve postfix-mysql rsync openssh-client openssh-server shellcheck"
+PACKAGES="mariadb-server mariadb-client mariadb-backup dovecot-core dovecot-mysql dovecot-sieve postfix-mysql rsync openssh-client openssh-server shellcheck nftables"
 
 missing=""
 for p in $PACKAGES; do

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.mailops.mailstack.plugins.plugin_utils.topology import MAIL_GROUPS
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.registry import (
     ROLE_GROUPS, ROLE_WIRINGS, ROLES, role_default)
 
@@ -76,7 +77,12 @@ def test_the_dns_play_publishes_the_keys_of_every_host_the_wiring_gives_dkim():
 def docs_table():
     lines = ["| role | groups |", "|---|---|"]
     for role, groups in ROLE_GROUPS:
-        where = "every host" if groups == ("all",) else ", ".join("`%s`" % g for g in groups)
+        if groups == ("all",):
+            where = "every host"
+        elif groups == MAIL_GROUPS:
+            where = "every mail host (every `mail_*` group; not `lab_outside`)"
+        else:
+            where = ", ".join("`%s`" % g for g in groups)
         lines.append("| `%s` | %s |" % (role, where))
     return "\n".join(lines) + "\n"
 

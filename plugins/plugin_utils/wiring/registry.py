@@ -17,8 +17,8 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mailops.mailstack.plugins.plugin_utils.wiring.roles import (
-    backup_mx, common, content_filter, dkim, dmarc, dns, dovecot, iscsi_target, mail_database, nfs_client,
-    nfs_server, postfix, tls, webmail)
+    backup_mx, common, content_filter, dkim, dmarc, dns, dovecot, firewall, iscsi_target, mail_database,
+    nfs_client, nfs_server, postfix, tls, webmail)
 
 ROLE_WIRINGS = tuple(module.WIRING for module in (
     common,
@@ -39,6 +39,9 @@ ROLE_WIRINGS = tuple(module.WIRING for module in (
     dovecot,
     webmail,
     backup_mx,
+    # Last: the firewall opens the ports of every role above, once they
+    # serve (plugin_utils/firewall.py; off unless firewall_enabled).
+    firewall,
 ))
 
 ROLES = tuple(wiring.name for wiring in ROLE_WIRINGS)

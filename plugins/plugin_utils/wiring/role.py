@@ -26,9 +26,12 @@ from collections import namedtuple
 # listens: function (host, site, inventory, options) -> [Listen]: the ports
 # the role opens on the host to other hosts, each with who must reach it
 # (plugin_utils/ports.py makes the operator's port table of them; a service
-# on the loopback only is not listed).
+# on the loopback only is not listed). from_listens: function (host, site,
+# inventory, options, listens) -> {option: value}, called once every role of
+# the host declared its listens (wire()'s 'listens' of the host): options made
+# of them (the firewall's rules); they may not change any role's listens.
 RoleWiring = namedtuple('RoleWiring', 'name groups options copies address_options reads publishes_mta_sts requires '
-                                      'listens')
+                                      'listens from_listens')
 
 # One port a role opens on a host: port (int), proto ('tcp' or 'udp'),
 # service (what it is, for whom), peers: who must reach it, a tuple of
@@ -87,10 +90,15 @@ def listen(port, proto, service, peers):
     return Listen(int(port), proto, service, tuple(unique(peers)))
 
 
+def nothing_from_listens(host, site, inventory, options, listens):
+    """A role whose options do not depend on the ports the host opens."""
+    return {}
+
+
 def role_wiring(name, groups, options=no_options, copies=(), address_options=None, reads=(), publishes_mta_sts=False,
-                requires=no_requirements, listens=no_listens):
+                requires=no_requirements, listens=no_listens, from_listens=nothing_from_listens):
     return RoleWiring(name, tuple(groups), options, tuple(copies), dict(address_options or {}), tuple(reads),
-                      publishes_mta_sts, requires, listens)
+                      publishes_mta_sts, requires, listens, from_listens)
 
 
 def effective(host, inventory, options, name):

@@ -48,6 +48,9 @@ def _wire(name, site):
         options['mailstack_domain'] = host.domain
     for wiring in wirings:
         options.update(wiring.options(host, site, site.inventory))
+    listens = _listens(host, wirings, site, options)
+    for wiring in wirings:
+        options.update(wiring.from_listens(host, site, site.inventory, options, listens))
     required = []
     for wiring in wirings:
         for option, why, rule in wiring.requires(host, site, site.inventory, options):
@@ -56,7 +59,7 @@ def _wire(name, site):
                                          % (wiring.name, option, rule))
             if option not in [r['option'] for r in required]:
                 required.append({'option': option, 'why': why, 'rule': rule})
-    return roles, options, required, _listens(host, wirings, site, options)
+    return roles, options, required, listens
 
 
 def _listens(host, wirings, site, options):

@@ -35,12 +35,15 @@ def _ipwrap(value):
     return '[%s]' % value if ':' in value and not value.startswith('[') else value
 
 
-def render(role, template, **overrides):
-    """roles/<role>/templates/<template> rendered with the role's variables and overrides."""
+def render(role, template, _filters=None, **overrides):
+    """roles/<role>/templates/<template> rendered with the role's variables
+    and overrides; _filters: more filters by the name the template uses
+    (a collection's own, such as mailops.mailstack.mail_firewall_ruleset)."""
     folder = os.path.join(ROOT, 'roles', role, 'templates')
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), trim_blocks=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters['ansible.utils.ipwrap'] = _ipwrap
+    env.filters.update(_filters or {})
     variables = role_variables(role)
     variables.update(ansible_managed='Ansible managed', **overrides)
     return env.get_template(template).render(**variables)

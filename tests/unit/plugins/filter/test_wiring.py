@@ -56,7 +56,7 @@ SINGLE_WITH_FILTER_HOST = dict(
 def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     hosts = wired(**SINGLE_WITH_FILTER_HOST)
     assert hosts["mx1"]["roles"] == [
-        "common", "dkim", "dmarc", "tls", "mail_database", "nfs_client", "postfix", "dovecot", "webmail"]
+        "common", "dkim", "dmarc", "tls", "mail_database", "nfs_client", "postfix", "dovecot", "webmail", "firewall"]
     assert hosts["mx1"]["options"] == {
         "dkim_domains": ["example.test"],
         "dkim_authserv_id": "mx1.example.test",
@@ -117,7 +117,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
     assert hosts["mx1"]["copies"] == {"postfix_db_password": "mail_database_postfix_password",
                                       "dovecot_db_password": "mail_database_dovecot_password",
                                       "webmail_db_password": "mail_database_roundcube_password"}
-    assert hosts["filter1"] == {"roles": ["common", "content_filter"], "copies": {}, "required": [
+    assert hosts["filter1"] == {"roles": ["common", "content_filter", "firewall"], "copies": {}, "required": [
         {"option": "content_filter_clamav_signature_files", "rule": "non_empty",
          "why": "ClamAV needs signatures: files on the controller, or set content_filter_clamav_private_mirror "
                 "(the role never uses the public mirrors)"}], "options": {
@@ -130,7 +130,7 @@ def test_single_with_a_filter_host_and_the_database_on_the_mail_server():
          "peers": ["controller"]},
         {"port": 10024, "proto": "tcp", "service": "amavisd-new: mail to filter (SMTP)", "role": "content_filter",
          "peers": ["mx1"]}]}
-    assert hosts["ns1"]["roles"] == ["common", "dns"]
+    assert hosts["ns1"]["roles"] == ["common", "dns", "firewall"]
     zone = hosts["ns1"]["options"]["dns_zones"][0]
     assert zone["name"] == "example.test"
     assert {"name": "@", "type": "MX", "value": "5 mx1.example.test."} in zone["records"]
@@ -155,7 +155,7 @@ def test_single_with_the_filter_on_the_mail_server():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["mx1"], mail_filter=["mx1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1", vcpus=3)}))
     o = hosts["mx1"]["options"]
-    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "tls", "mail_database", "content_filter", "nfs_client", "postfix", "dovecot"]
+    assert hosts["mx1"]["roles"] == ["common", "dkim", "dmarc", "tls", "mail_database", "content_filter", "nfs_client", "postfix", "dovecot", "firewall"]
     assert (o["postfix_content_filter_host"], o["postfix_reinject_clients"]) == ("127.0.0.1", ["127.0.0.1/32"])
     assert o["postfix_content_filter_concurrency"] == 6
     assert o["content_filter_clients"] == ["127.0.0.1"]
@@ -174,7 +174,7 @@ def test_single_with_the_database_on_another_host():
     hosts = wired(dict(mail_mx=["mx1"], mail_store=["mx1"], mail_db=["db1"]),
                   dict(mx1={"ansible_facts": facts("10.0.0.1", "fd00::1")}, db1={"ansible_facts": facts("10.0.0.5")}))
     db, mx = hosts["db1"]["options"], hosts["mx1"]["options"]
-    assert hosts["db1"]["roles"] == ["common", "tls", "mail_database"]
+    assert hosts["db1"]["roles"] == ["common", "tls", "mail_database", "firewall"]
     # The database listens on the network and its read-only accounts accept
     # the mail server's addresses (both: it may connect from either).
     assert db["mail_database_bind_address"] == "*"
@@ -334,7 +334,7 @@ BACKUP = dict(
 def test_backup_mx():
     hosts = wired(**BACKUP)
     mx1, mx2 = hosts["mx1"]["options"], hosts["mx2"]["options"]
-    assert hosts["mx2"]["roles"] == ["common", "tls", "mail_database", "postfix", "backup_mx"]
+    assert hosts["mx2"]["roles"] == ["common", "tls", "mail_database", "postfix", "backup_mx", "firewall"]
     assert (mx1["mail_database_mode"], mx1["mail_database_server_id"], mx1["mail_database_binlog"]) == \
         ("primary", 1, True)
     assert mx1["mail_database_bind_address"] == "*"
@@ -397,9 +397,9 @@ SHARDED = dict(
 def test_sharded():
     hosts = wired(**SHARDED)
     ns1, smtp1, proxy1, ms1 = (hosts[h]["options"] for h in ("ns1", "smtp1", "proxy1", "ms1"))
-    assert hosts["smtp1"]["roles"] == ["common", "dkim", "dmarc", "tls", "postfix"]
-    assert hosts["proxy1"]["roles"] == ["common", "tls", "dovecot", "webmail"]
-    assert hosts["ms1"]["roles"] == ["common", "tls", "nfs_client", "dovecot"]
+    assert hosts["smtp1"]["roles"] == ["common", "dkim", "dmarc", "tls", "postfix", "firewall"]
+    assert hosts["proxy1"]["roles"] == ["common", "tls", "dovecot", "webmail", "firewall"]
+    assert hosts["ms1"]["roles"] == ["common", "tls", "nfs_client", "dovecot", "firewall"]
     # The database: read by the SMTP tier (Postfix) and by the proxies and
     # shards (Dovecot); the shards register, and may write moves.
     assert ns1["mail_database_bind_address"] == "*"
@@ -623,8 +623,8 @@ NFS_SHARED = dict(
 def test_nfs_shared():
     hosts = wired(**NFS_SHARED)
     ns1, nfs1, ms1, ms2 = (hosts[h]["options"] for h in ("ns1", "nfs1", "ms1", "ms2"))
-    assert hosts["nfs1"]["roles"] == ["common", "nfs_server"]
-    assert hosts["ms1"]["roles"] == ["common", "dkim", "dmarc", "tls", "nfs_client", "postfix", "dovecot"]
+    assert hosts["nfs1"]["roles"] == ["common", "nfs_server", "firewall"]
+    assert hosts["ms1"]["roles"] == ["common", "dkim", "dmarc", "tls", "nfs_client", "postfix", "dovecot", "firewall"]
     # The store: exported to both servers (every address they may come from),
     # owned by the servers' vmail id, mounted by each at the same path.
     assert nfs1["nfs_server_clients"] == ["10.0.0.202", "10.0.0.203", "fd00::203"]
