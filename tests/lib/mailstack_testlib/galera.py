@@ -107,6 +107,12 @@ class Node(object):
         self.datadir = os.path.join(self.dir, 'data')
         self.socket = os.path.join(self.dir, 'mysqld.sock')
         self.log = os.path.join(self.dir, 'mysqld.log')
+        # The server's temporary files in the node's own directory, not in
+        # the shared /tmp: the units stage once saw mariadb-install-db fail
+        # there ("Could not remove temporary table '/tmp/#sql-temptable-...',
+        # error: 2", then "Unknown table 'mysql.tmp_proxies_priv'") while
+        # other processes used /tmp.
+        self.tmpdir = os.path.join(self.dir, 'tmp')
         self.proc = None
 
     # --- the data directory ---
@@ -114,12 +120,12 @@ class Node(object):
     def install(self):
         if os.path.exists(self.dir):
             shutil.rmtree(self.dir)
-        os.makedirs(self.dir)
+        os.makedirs(self.tmpdir)
         self.cluster.own(self.dir)
         with open(os.path.join(self.dir, 'install.log'), 'w') as log:
             rc = subprocess.call([self.cluster.install_db, '--no-defaults', '--datadir=' + self.datadir,
                                   '--auth-root-authentication-method=normal', '--skip-test-db',
-                                  '--skip-name-resolve'] + self.cluster.user_args,
+                                  '--skip-name-resolve', '--tmpdir=' + self.tmpdir] + self.cluster.user_args,
                                  stdout=log, stderr=subprocess.STDOUT)
         if rc != 0:
             with open(os.path.join(self.dir, 'install.log')) as f:
@@ -147,7 +153,7 @@ class Node(object):
         return [c.mariadbd, '--no-defaults', '--datadir=' + self.datadir, '--socket=' + self.socket,
                 '--port=%d' % c.sql_port, '--bind-address=' + self.address, '--skip-networking=0',
                 '--pid-file=' + os.path.join(self.dir, 'mysqld.pid'), '--log-error=' + self.log,
-                '--skip-name-resolve', '--server-id=%d' % (self.index + 1),
+                '--skip-name-resolve', '--tmpdir=' + self.tmpdir, '--server-id=%d' % (self.index + 1),
                 '--innodb-buffer-pool-size=64M', '--innodb-log-file-size=48M',
                 '--innodb-flush-log-at-trx-commit=2', '--max-connections=60',
                 '--character-set-server=utf8mb4', '--collation-server=utf8mb4_unicode_ci',
@@ -287,7 +293,7 @@ class ConfiguredNode(Node):
         c = self.cluster
         return [c.mariadbd, '--defaults-file=' + self.defaults_file, '--datadir=' + self.datadir,
                 '--socket=' + self.socket, '--pid-file=' + os.path.join(self.dir, 'mysqld.pid'),
-                '--log-error=' + self.log] + c.user_args + list(extra)
+                '--log-error=' + self.log, '--tmpdir=' + self.tmpdir] + c.user_args + list(extra)
 
 
 class Cluster(object):

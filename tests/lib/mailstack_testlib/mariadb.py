@@ -84,10 +84,14 @@ class MariaDB(object):
         return ['--user=root'] if os.geteuid() == 0 else []
 
     def start(self):
+        # Temporary files in the server's own directory, not the shared
+        # /tmp (mailstack_testlib.galera says why).
+        tmpdir = os.path.join(self.tmp, 'tmp')
+        os.makedirs(tmpdir, exist_ok=True)
         with open(os.path.join(self.tmp, 'install.log'), 'w') as log:
             rc = subprocess.call([self.install_db, '--no-defaults', '--datadir=' + self.datadir,
                                   '--auth-root-authentication-method=normal', '--skip-test-db',
-                                  '--skip-name-resolve'] + self._user_args(),
+                                  '--skip-name-resolve', '--tmpdir=' + tmpdir] + self._user_args(),
                                  stdout=log, stderr=subprocess.STDOUT)
         if rc != 0:
             with open(os.path.join(self.tmp, 'install.log')) as f:
@@ -95,7 +99,7 @@ class MariaDB(object):
         cmd = [self.mariadbd, '--no-defaults', '--datadir=' + self.datadir, '--socket=' + self.socket,
                '--port=%d' % self.port, '--bind-address=' + self.bind, '--skip-networking=0',
                '--pid-file=' + os.path.join(self.tmp, 'mysqld.pid'), '--log-error=' + self.log,
-               '--skip-name-resolve', '--innodb-buffer-pool-size=256M', '--innodb-log-file-size=256M',
+               '--skip-name-resolve', '--tmpdir=' + tmpdir, '--innodb-buffer-pool-size=256M', '--innodb-log-file-size=256M',
                '--innodb-flush-log-at-trx-commit=2', '--max-connections=50',
                '--character-set-server=utf8mb4', '--collation-server=utf8mb4_unicode_ci'] + self.options
         cmd += self._user_args()
