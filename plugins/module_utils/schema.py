@@ -42,8 +42,9 @@ from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import sc
 _TABLE_OPTS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci'
 
 # Python's whitespace (str.isspace: what str.strip removes), as a PCRE
-# character class in an SQL string (test_schema_maildir_odd checks it).
-_WHITESPACE = r'\\t-\\r\\x{1c}-\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}'
+# character class in an SQL string (test_mailbox_move_db.py checks each).
+_WHITESPACE = (r'\\t-\\r\\x{1c}-\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}'
+               r'\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}')
 # A maildir not in its plain form (mailbox_move_fs._relative would change
 # more than one trailing /): empty, a leading /, //, a . or .. component,
 # whitespace at either end (migration 6).
