@@ -13,6 +13,7 @@ __metaclass__ = type
 from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import (
     WRITE_RETRIES, is_deadlock, pymysql, query, retry_pause,
 )
+from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_fs import _relative
 
 MOVE_FIELDS = ('source', 'target', 'state', 'owner', 'lock_until', 'sync_state', 'source_status')
 SAVED = ('sync_state', 'source_status')
@@ -41,8 +42,29 @@ class MoveDB(object):
         return dict((r[0], {'address': r[1], 'state': r[2]})
                     for r in self.query('SELECT name, address, state FROM mailbox_host'))
 
-    def other_maildirs(self, email):
-        return [r[0] for r in self.query('SELECT maildir FROM mailbox WHERE email <> %s', (email,))]
+    def other_maildirs(self, email, maildir):
+        """The other users' maildirs that may be maildir's path, hold it or
+        lie inside it: those copy_path refuses are among them (it applies
+        the exact test, on normal forms). From the index (maildir_odd,
+        maildir) of schema version 6, a few rows whatever the number of
+        users: each maildir in its plain form that is the path or one of its
+        parents (with or without a trailing /) or lies under it (a prefix),
+        and every maildir in another form (maildir_odd = 1; normally none).
+        The comparisons are case-insensitive, so more may come back, never
+        fewer."""
+        rel = _relative(maildir)
+        if not rel:
+            return []  # copy_path refuses an empty path whatever the others
+        parts = rel.split('/')
+        near = []
+        for n in range(1, len(parts) + 1):
+            path = '/'.join(parts[:n])
+            near += [path, path + '/']
+        under = rel.replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_') + '/%'
+        return [r[0] for r in self.query(
+            'SELECT maildir FROM mailbox WHERE email <> %%s AND (maildir_odd = 1 OR (maildir_odd = 0 AND '
+            '(maildir IN (%s) OR maildir LIKE %%s)))' % ', '.join(['%s'] * len(near)),
+            tuple([email] + near + [under]))]
 
     def holder(self, email):
         """(owner, lock_until) of the record's lock."""

@@ -363,11 +363,18 @@ class Mover(object):
         self.set_state(None)
         return result
 
+    def copy_path(self):
+        """The path of this user's copy, refused when it is, holds or lies
+        inside another user's mailbox (the maildirs that may, from the
+        index: MoveDB.other_maildirs)."""
+        return self.fs.copy_path(self.email, self.p['mail_root'], self.maildir,
+                                 self.db.other_maildirs(self.email, self.maildir))
+
     def remove_target_copy(self, source):
         if self.current != source:
             raise MoveError('%s: the mailbox is served from %s, not %s; the copy here is live, nothing removed'
                             % (self.email, self.current, source))
-        path = self.fs.copy_path(self.email, self.p['mail_root'], self.maildir, self.db.other_maildirs(self.email))
+        path = self.copy_path()
         return path if self.fs.remove_copy(path) else None
 
     # -- cleanup -------------------------------------------------------------
@@ -383,7 +390,7 @@ class Mover(object):
         result['source'] = source
         if not self.local(source):
             return result  # not this host's copy: every shard runs it, only the source acts
-        path = self.fs.copy_path(self.email, self.p['mail_root'], self.maildir, self.db.other_maildirs(self.email))
+        path = self.copy_path()
         result.update(changed=True, outcome='cleaned', path=path)
         if self.check_mode:
             return result

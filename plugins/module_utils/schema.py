@@ -41,6 +41,15 @@ from ansible_collections.mailops.mailstack.plugins.module_utils.maildb import sc
 
 _TABLE_OPTS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci'
 
+# Python's whitespace (str.isspace: what str.strip removes), as a PCRE
+# character class in an SQL string (test_mailbox_move_db.py checks each).
+_WHITESPACE = (r'\\t-\\r\\x{1c}-\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}'
+               r'\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}')
+# A maildir not in its plain form (mailbox_move_fs._relative would change
+# more than one trailing /): empty, a leading /, //, a . or .. component,
+# whitespace at either end (migration 6).
+MAILDIR_ODD = r'^$|^/|//|(^|/)[.][.]?(/|$)|^[%s]|[%s]$' % (_WHITESPACE, _WHITESPACE)
+
 # (version, description, [statements])
 MIGRATIONS = [
     (1, 'domains, mailbox hosts, mailboxes, aliases', [
@@ -139,6 +148,24 @@ MIGRATIONS = [
         # to re-run after a failure before the schema_version row.
         'ALTER TABLE mailbox ALGORITHM=INPLACE, LOCK=NONE, '
         'ADD INDEX IF NOT EXISTS mailbox_host_active (mailbox_host, active), DROP INDEX IF EXISTS mailbox_host_idx',
+    ]),
+    (6, 'mailbox: maildir_odd and index (maildir_odd, maildir): the maildirs that may hold a path, from the index', [
+        # mailbox_move, before it removes a user's copy, reads the other
+        # maildirs that may be that path, hold it or lie inside it
+        # (MoveDB.other_maildirs; copy_path applies the exact test). A
+        # maildir in its plain form (maildir_odd = 0) is found by the index
+        # as the path itself, one of its parents, or under it (a prefix);
+        # maildir_odd = 1 marks every other form, read whole: empty, a
+        # leading /, //, a . or .. component, or Python's whitespace
+        # (str.strip) at either end. The column is virtual (nothing stored
+        # in the rows) and invisible (SELECT * and INSERT without a column
+        # list are unchanged); MariaDB adds a virtual column in place but
+        # only alone, so the index is a second statement. Both are online
+        # and safe to re-run after a failure before the schema_version row.
+        'ALTER TABLE mailbox ALGORITHM=INPLACE, LOCK=NONE, ADD COLUMN IF NOT EXISTS maildir_odd TINYINT(1) AS '
+        "(maildir REGEXP '%s') VIRTUAL INVISIBLE" % MAILDIR_ODD,
+        'ALTER TABLE mailbox ALGORITHM=INPLACE, LOCK=NONE, '
+        'ADD INDEX IF NOT EXISTS mailbox_maildir (maildir_odd, maildir)',
     ]),
 ]
 

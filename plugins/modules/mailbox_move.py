@@ -82,10 +82,11 @@ description:
     finished by the next run.
   - Runs on the target shard (or, with O(cleanup=true), on the source shard), which needs the doveadm server
     settings of the C(dovecot) role (C(dovecot_doveadm_listen), C(dovecot_doveadm_password)) and an account
-    on the mail database that may read C(mailbox) (C(email), C(mailbox_host), C(maildir)), C(mailbox_host)
-    (C(name), C(address), C(state)) and C(schema_version), update C(mailbox.mailbox_host) and
+    on the mail database that may read C(mailbox) (C(email), C(mailbox_host), C(maildir), C(maildir_odd)),
+    C(mailbox_host) (C(name), C(address), C(state)) and C(schema_version), update C(mailbox.mailbox_host) and
     C(mailbox.hold_until), and read and write C(mailbox_move) - the moves' account the C(mail_database) role
-    makes for the shards (C(mail_database_mover_user)); no more is needed.
+    makes for the shards (C(mail_database_mover_user)); no more is needed. The mail schema must be at version 6
+    or later (the other users' maildirs near this one's are read from its index).
   - Why a module of its own - no Ansible module moves a Dovecot mailbox between servers; the community
     C(dsync) examples are shell scripts that neither hold deliveries nor resume.
   - The state machine is in C(plugins/module_utils/mailbox_move_machine.py), with the database, Dovecot and
@@ -404,7 +405,8 @@ def main():
     conn = connect(module)
     mover = build(module, conn)
     try:
-        require_schema(module, conn, 4)
+        # 6: the other maildirs near the user's, from the index (MoveDB.other_maildirs)
+        require_schema(module, conn, 6)
         result = mover.run()
     except (MoveError, DoveadmError, DsyncError, fs.CopyPathError) as e:
         module.fail_json(msg=str(e), email=mover.email, warnings=mover.warnings)

@@ -14,6 +14,8 @@ import subprocess
 import pytest
 
 from ansible_collections.mailops.mailstack.plugins.module_utils import passwords, schema
+from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_db import MoveDB
+from ansible_collections.mailops.mailstack.plugins.module_utils.mailbox_move_fs import CopyPathError, copy_path
 from ansible_collections.mailops.mailstack.plugins.module_utils.validation import Placer
 from mailstack_testlib.mariadb import pymysql
 
@@ -171,7 +173,7 @@ def test_schema_upgrade_4_to_5_replaces_the_mailbox_host_index(ansible, empty_db
                          ('u%d@example.org' % i, 'u%d' % i, 'ms%d' % (i % 2 + 1), 'example.org/u%d/' % i,
                           0 if i % 10 == 9 else 1))
     before = empty_db.query('SELECT * FROM mailbox ORDER BY email')
-    r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
+    r1, r2 = ansible.tasks([('mail_schema', {'version': 5}, {}), ('mail_schema', {'version': 5}, {})])
     assert r1['changed'] and (r1['version_before'], r1['version_after']) == (4, 5)
     assert not r2['changed']
     indexes = mailbox_indexes(empty_db)
@@ -188,6 +190,43 @@ def test_schema_upgrade_4_to_5_replaces_the_mailbox_host_index(ansible, empty_db
     empty_db.execute('ANALYZE TABLE mailbox')
     plan = empty_db.query("EXPLAIN SELECT email FROM mailbox WHERE mailbox_host = 'ms1' AND active = 1")
     assert plan[0][5] == 'mailbox_host_active' and 'Using index' in plan[0][9], plan
+
+
+def test_schema_upgrade_5_to_6_indexes_the_maildirs(ansible, empty_db):
+    """A version 5 database with users, one maildir in an odd form:
+    mail_schema adds the invisible virtual column maildir_odd and the index
+    (maildir_odd, maildir), keeps every row (SELECT * unchanged), marks the
+    odd maildir, and MoveDB.other_maildirs then reads a range of the index;
+    re-running its statements changes nothing."""
+    assert ansible.run('mail_schema', {'version': 5})['changed']
+    empty_db.execute("INSERT INTO domain (name) VALUES ('example.org')")
+    empty_db.execute("INSERT INTO mailbox_host (name, address) VALUES ('ms1', '10.0.0.1')")
+    maildirs = ['example.org/u%d/' % i for i in range(40)] + ['example.org//u7/']
+    for i, maildir in enumerate(maildirs):
+        empty_db.execute("INSERT INTO mailbox (email, local_part, domain, password, mailbox_host, maildir) "
+                         "VALUES (%s, %s, 'example.org', '{PLAIN}x', 'ms1', %s)", ('u%d@example.org' % i, 'u%d' % i,
+                                                                                  maildir))
+    before = empty_db.query('SELECT * FROM mailbox ORDER BY email')
+    r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
+    assert r1['changed'] and (r1['version_before'], r1['version_after']) == (5, 6)
+    assert not r2['changed']
+    indexes = mailbox_indexes(empty_db)
+    assert indexes['mailbox_maildir'] == ['maildir_odd', 'maildir'] and indexes['mailbox_host_active']
+    assert empty_db.query('SELECT * FROM mailbox ORDER BY email') == before
+    assert empty_db.query("SELECT email FROM mailbox WHERE maildir_odd = 1") == (('u40@example.org',),)
+    for stmt in schema.MIGRATIONS[5][2]:
+        empty_db.execute(stmt)
+    assert mailbox_indexes(empty_db) == indexes
+    # u7's copy is refused: u40's maildir is the same path
+    found = MoveDB(empty_db.conn).other_maildirs('u7@example.org', 'example.org/u7/')
+    assert found == ['example.org//u7/']
+    with pytest.raises(CopyPathError, match='holds another mailbox'):
+        copy_path('u7@example.org', '/var/vmail', 'example.org/u7/', found)
+    # u8's is not: the odd maildir comes back for every user (read whole),
+    # and copy_path finds it elsewhere
+    found = MoveDB(empty_db.conn).other_maildirs('u8@example.org', 'example.org/u8/')
+    assert found == ['example.org//u7/']
+    assert copy_path('u8@example.org', '/var/vmail', 'example.org/u8/', found) == '/var/vmail/example.org/u8'
 
 
 def test_modules_require_schema(ansible, empty_db):

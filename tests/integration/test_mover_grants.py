@@ -109,8 +109,10 @@ def test_a_whole_move_runs_as_the_moves_account(mover, db):
     mover.set_state(EMAIL, 'done', hold=0, source_status='[["INBOX", "1"]]')
     mover.unlock(EMAIL, 'ms2:100')
     assert mover.holder(EMAIL) == (None, None)
-    # The cleanup: the other users' maildirs, then the record removed.
-    assert mover.other_maildirs(EMAIL) == ['example.org/b/']
+    # The cleanup: the other users' maildirs near the path (from the index,
+    # maildir_odd among the columns read), then the record removed.
+    assert mover.other_maildirs(EMAIL, 'example.org/') == ['example.org/b/']
+    assert mover.other_maildirs(EMAIL, 'example.org/a/') == []
     mover.set_state(EMAIL, None)
     assert db.query("SELECT mailbox_host, hold_until, (SELECT COUNT(*) FROM mailbox_move) FROM mailbox "
                     "WHERE email = %s", (EMAIL,))[0] == ('ms2', None, 0)

@@ -47,7 +47,7 @@ class FakeDB(object):
     def hosts(self):
         return dict((n, {"address": HOSTS[n], "state": s}) for n, s in self.host_states.items())
 
-    def other_maildirs(self, email):
+    def other_maildirs(self, email, maildir):
         return [m[1] for e, m in self.mailboxes.items() if e != email]
 
     def holder(self, email):
