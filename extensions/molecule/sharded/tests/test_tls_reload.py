@@ -12,8 +12,10 @@ among the units the script reloads (the mail_database role runs FLUSH SSL
 when the files change), so the server and the Galera provider keep the
 certificate they loaded through this test, and the cluster is not touched.
 (FLUSH SSL reloads the provider's socket.ssl context too where wsrep is on:
-MariaDB's documentation, and its test galera_3nodes.galera_ssl_reload,
-which needs galera 26.4.8; Debian 12 has 26.4.23. Not checked in this lab.)"""
+seen on the controller with 10.11.19 and galera 26.4.23, one node with the
+role's configuration - its group port served the old certificate after
+the files were replaced, the new one after FLUSH SSL; MariaDB's test
+galera_3nodes.galera_ssl_reload does the same. Not checked in this lab.)"""
 
 import time
 
