@@ -621,13 +621,14 @@ def test_the_report_lists_users_and_bytes_per_shard(ms1):
     assert proxy["dovecot"]["running"] and "postfix" not in proxy, proxy
     smtp1 = report["hosts"]["smtp1"]["mailstack"]
     assert "database" not in smtp1 and "dovecot" not in smtp1, smtp1
-    # Every node answers as a server that takes writes (mailstack_info
-    # knows primaries and replicas only; a Galera node is no replica), with
-    # the same shards (the rows replicate).
+    # Every node reports itself a Synced node of the one cluster of three,
+    # with the same shards (the rows replicate).
     for node in ("ns1", "proxy1", "ms2"):
         database = report["hosts"][node]["mailstack"]["database"]
-        assert database["role"] == "primary" and database["shards"] == \
-            report["hosts"]["ns1"]["mailstack"]["database"]["shards"], (node, database)
+        assert database["role"] == "galera" and database["galera"]["cluster_size"] == 3 and \
+            database["galera"]["local_state"] == "Synced", (node, database)
+        assert database["shards"] == report["hosts"]["ns1"]["mailstack"]["database"]["shards"], (node, database)
+    assert "ns1: database Galera node, Synced, Primary, cluster of 3" in out
     assert all(c["days_left"] > 300 for h in ("proxy1", "ms1")
                for c in report["hosts"][h]["mailstack"]["certificates"])
     # The SMTP tier's by ACME: the lab's pebble issues for ten days, which
