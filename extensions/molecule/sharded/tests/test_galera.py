@@ -141,11 +141,11 @@ def test_the_joiners_state_came_by_mariabackup_sst_over_tls(logs):
 def test_the_cluster_was_bootstrapped_once_by_ns1(logs):
     """galera-4 logs "gcomm: bootstrapping new group" when a node starts a
     new cluster (--wsrep-new-cluster; seen once for one bootstrap on the
-    controller), "gcomm: connecting to group" when it joins one. By now converge, the idempotence run and the check mode runs
-    (every host, then --limit ms2) have run: one bootstrap, ns1's at the
-    first converge. Its red (not seen yet: written without the lab): a
-    decision that bootstraps on every converge (the idempotence run reports
-    that change first)."""
+    controller), "gcomm: connecting to group" when it joins one. By now
+    converge, the idempotence run and the check mode runs (every host, then
+    --limit ms2) have run: one bootstrap, ns1's at the first converge. Its
+    red (not seen yet: written without the lab): a decision that bootstraps
+    on every converge (the idempotence run reports that change first)."""
     bootstraps = dict((node, sum(1 for line in logs[node].splitlines()
                                  if "gcomm: bootstrapping new group" in line)) for node in NODES)
     assert bootstraps == {"ns1": 1, "proxy1": 0, "ms2": 0}, bootstraps
