@@ -50,6 +50,8 @@ SESSIONS = 10
 FETCHED = 100
 DOVEADM_PORT = 24245
 BARE_RUNS = 2
+# The mail database's Galera nodes, in mail_db's order (molecule.yml).
+DB_NODES = ['ns1', 'proxy1', 'ms2']
 # Whose CPU the delivery runs count: the senders, the tier, the shard, and
 # the mail database's Galera nodes (ns1, proxy1, ms2), which answer the
 # tier's and the shard's lookups in turn.
@@ -255,8 +257,12 @@ def move_vs_dsync(inventory, user, count):
         sh('ms2', 'rm -rf /var/vmail/%s/%s && sync' % (domain, local))
     log('bare doveadm backup of %d messages: %s s' % (count, ', '.join('%.1f' % b for b in bare_runs)))
 
+    # Every node of the mail database's cluster, in mail_db's order: the
+    # module writes through the first and waits until the others have
+    # applied the flip and the hold, as a move by move_user.yml does.
     args = dict(email=user, target='ms2', proxies=[address('proxy1')], doveadm_port=DOVEADM_PORT,
-                doveadm_password=HOSTVARS['ms2']['dovecot_doveadm_password'], login_host=address('ns1'),
+                doveadm_password=HOSTVARS['ms2']['dovecot_doveadm_password'],
+                login_host=[address(node) for node in DB_NODES],
                 login_user='mail_mover', login_password=HOSTVARS['ms2']['mail_database_mover_password'],
                 # The account requires TLS from another host.
                 ca_cert='/etc/ssl/certs/ca-certificates.crt')
