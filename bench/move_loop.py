@@ -62,7 +62,10 @@ print(i)
 
 
 def db(query):
-    return sh('ns1', 'mysql -N -B mail -e %s' % json.dumps(query)).stdout.strip()
+    """A query on ns1, a node of the mail database's Galera cluster: the
+    last move's flip may have been written through ms2's node, which ns1
+    applies a moment after it returned; the sync wait reads it."""
+    return sh('ns1', 'mysql -N -B mail -e %s' % json.dumps('SET SESSION wsrep_sync_wait = 1; ' + query)).stdout.strip()
 
 
 def mailbox(shard, user):

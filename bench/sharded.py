@@ -50,8 +50,12 @@ SESSIONS = 10
 FETCHED = 100
 DOVEADM_PORT = 24245
 BARE_RUNS = 2
-# Whose CPU the delivery runs count.
-CPU_HOSTS = ['outside1', 'smtp1', 'smtp2', 'ns1', 'ms1']
+# The mail database's Galera nodes, in mail_db's order (molecule.yml).
+DB_NODES = ['ns1', 'proxy1', 'ms2']
+# Whose CPU the delivery runs count: the senders, the tier, the shard, and
+# the mail database's Galera nodes (ns1, proxy1, ms2), which answer the
+# tier's and the shard's lookups in turn.
+CPU_HOSTS = ['outside1', 'smtp1', 'smtp2', 'ns1', 'proxy1', 'ms2', 'ms1']
 
 FULL = dict(rounds=20, messages=2000, move=10000)
 SMOKE = dict(rounds=2, messages=40, move=200)
@@ -120,7 +124,8 @@ def provision(inventory, users, state='present'):
 
 
 def shard_states():
-    out = sh('ns1', 'mysql -N -B -e "SELECT name, state FROM mail.mailbox_host"').stdout
+    # On ns1, a node of the cluster: what any node committed before, included (wsrep_sync_wait).
+    out = sh('ns1', 'mysql -N -B -e "SET SESSION wsrep_sync_wait = 1; SELECT name, state FROM mail.mailbox_host"').stdout
     return dict(line.split('\t') for line in out.splitlines() if line.strip())
 
 
@@ -252,8 +257,12 @@ def move_vs_dsync(inventory, user, count):
         sh('ms2', 'rm -rf /var/vmail/%s/%s && sync' % (domain, local))
     log('bare doveadm backup of %d messages: %s s' % (count, ', '.join('%.1f' % b for b in bare_runs)))
 
+    # Every node of the mail database's cluster, in mail_db's order: the
+    # module writes through the first and waits until the others have
+    # applied the flip and the hold, as a move by move_user.yml does.
     args = dict(email=user, target='ms2', proxies=[address('proxy1')], doveadm_port=DOVEADM_PORT,
-                doveadm_password=HOSTVARS['ms2']['dovecot_doveadm_password'], login_host=address('ns1'),
+                doveadm_password=HOSTVARS['ms2']['dovecot_doveadm_password'],
+                login_host=[address(node) for node in DB_NODES],
                 login_user='mail_mover', login_password=HOSTVARS['ms2']['mail_database_mover_password'],
                 # The account requires TLS from another host.
                 ca_cert='/etc/ssl/certs/ca-certificates.crt')

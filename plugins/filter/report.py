@@ -42,7 +42,11 @@ def _host_line(name, m):
             parts.append('dovecot NOT running')
     db = m.get('database')
     if db is not None:
-        if db.get('role') == 'replica':
+        if db.get('role') == 'galera':
+            node = db.get('galera') or {}
+            parts.append('database Galera node, %s, %s, cluster of %s' % (
+                node.get('local_state'), node.get('cluster_status'), node.get('cluster_size')))
+        elif db.get('role') == 'replica':
             rep = db['replication']
             lag = rep.get('seconds_behind')
             parts.append('database replica, %s, lag %s' % (

@@ -197,6 +197,25 @@ def shards(host_rows, user_rows, move_rows):
                 users_on_unknown_hosts=dict((k, v) for k, v in users.items()))
 
 
+# The status a Galera node reports about itself and its cluster
+# (SHOW GLOBAL STATUS), as galera() names them.
+GALERA_STATUS = ('wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_local_state_comment', 'wsrep_ready',
+                 'wsrep_cluster_state_uuid')
+
+
+def galera(status):
+    """A Galera node's view ({wsrep_* name: value} from SHOW GLOBAL STATUS):
+    cluster_size, cluster_status (Primary, or non-Primary when it lost the
+    quorum), local_state (Synced, Donor/Desynced, Joining...), ready,
+    cluster_uuid."""
+    size = status.get('wsrep_cluster_size')
+    return dict(cluster_size=int(size) if str(size or '').isdigit() else None,
+                cluster_status=status.get('wsrep_cluster_status'),
+                local_state=status.get('wsrep_local_state_comment'),
+                ready=str(status.get('wsrep_ready', '')).upper() == 'ON',
+                cluster_uuid=status.get('wsrep_cluster_state_uuid'))
+
+
 def problems(info, cert_warn_days, disk_warn_percent):
     """What an operator should look at, one sentence each."""
     found = []
@@ -212,6 +231,13 @@ def problems(info, cert_warn_days, disk_warn_percent):
     replication = (info.get('database') or {}).get('replication')
     if replication and not replication.get('healthy', True):
         found.append('database: replication is not healthy: %s' % '; '.join(replication.get('problems', [])))
+    node = (info.get('database') or {}).get('galera')
+    if node and node.get('cluster_status') != 'Primary':
+        found.append('database: this Galera node is outside the Primary component (%s): it refuses reads and '
+                     'writes (the cluster lost its quorum, or this node its peers)' % node.get('cluster_status'))
+    elif node and (node.get('local_state') != 'Synced' or not node.get('ready')):
+        found.append('database: this Galera node is %s%s, not Synced' % (
+            node.get('local_state'), '' if node.get('ready') else ' and not ready'))
     fs = (info.get('storage') or {}).get('file_system') or {}
     for key in ('bytes_used_percent', 'inodes_used_percent'):
         if fs.get(key) is not None and fs[key] >= disk_warn_percent:

@@ -140,13 +140,16 @@ def wait_one_node(connect, server, gtid, deadline, clock):
         conn.close()
 
 
-def verdict(gtid, answers, timeout):
-    """Warnings for the replicas that are down; ReplicaLagError naming every
-    replica that is behind or did not answer properly. answers: [(server,
-    state, detail)] in the order asked."""
+def verdict(gtid, answers, timeout, galera=False):
+    """Warnings for the replicas (with galera, the other nodes) that are
+    down; ReplicaLagError naming every one that is behind or did not answer
+    properly. answers: [(server, state, detail)] in the order asked."""
     failed, warnings = [], []
     for server, state, detail in answers:
-        if state == 'down':
+        if state == 'down' and galera:
+            warnings.append('node %s is down (%s): the readers pass over it while it is; it was not waited for'
+                            % (server, detail))
+        elif state == 'down':
             warnings.append('replica %s is down (%s): no reader reads it while it refuses connections; it was '
                             'not waited for' % (server, detail))
         elif state == 'behind':
@@ -155,10 +158,12 @@ def verdict(gtid, answers, timeout):
                 server, timeout, detail or 'no position',
                 ', %d transaction(s) behind' % lag if lag is not None else ''))
         elif state != 'applied':
-            failed.append('%s does not answer as a replica (%s)' % (server, detail))
+            failed.append('%s does not answer as a %s (%s)' % (
+                server, 'node of the Galera cluster' if galera else 'replica', detail))
     if failed:
-        raise ReplicaLagError('the commit %s on the primary: %s; the readers there would not see it'
-                              % (gtid, '; '.join(failed)))
+        raise ReplicaLagError('the commit %s %s: %s; the readers there would not see it' % (
+            gtid, 'written through another node of the Galera cluster' if galera else 'on the primary',
+            '; '.join(failed)))
     return warnings
 
 
@@ -173,7 +178,7 @@ def wait_replicas(connect, servers, gtid, timeout, clock=time.time, galera=False
     one = wait_one_node if galera else wait_one
     for server in servers:
         answers.append((server,) + one(connect, server, gtid, deadline, clock))
-    return verdict(gtid, answers, timeout)
+    return verdict(gtid, answers, timeout, galera=galera)
 
 
 def connector(params, timeout):

@@ -131,7 +131,9 @@ mailstack:
       returned: when Dovecot is enabled or running
     database:
       description:
-        - C(role) (C(replica) or C(primary)), C(version), C(read_only); for a replica C(replication)
+        - C(role) (C(replica), C(primary) or C(galera)), C(version), C(read_only); for a Galera node C(galera)
+          (C(cluster_size), C(cluster_status), C(local_state), C(ready), C(cluster_uuid) - the node's own view,
+          a problem when it is not C(Synced) in the C(Primary) component); for a replica C(replication)
           (C(healthy), C(problems), C(seconds_behind_master), the threads and GTID positions, as
           M(mailops.mailstack.mariadb_replica_info) returns them); for a primary C(gtid_binlog_pos)
           and C(replicas) (connected replicas); with the mail database, C(shards) (C(hosts) - name,
@@ -243,7 +245,14 @@ def database(module):
         facts = replication.server_facts(conn)
         result = dict(version=facts.get('version'), read_only=facts.get('read_only'))
         rows = replication.fetch_slave_rows(conn)
-        if rows:
+        wsrep = dict(query(conn, "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'"))
+        if str(replication.to_text(wsrep.get('wsrep_on', ''))).upper() == 'ON':
+            # A node of a Galera cluster: no primary, no replica.
+            status = query(conn, 'SHOW GLOBAL STATUS WHERE Variable_name IN (%s)'
+                           % ', '.join(['%s'] * len(info.GALERA_STATUS)), info.GALERA_STATUS)
+            result.update(role='galera', galera=info.galera(
+                dict((name, replication.to_text(value)) for name, value in status)))
+        elif rows:
             status = replication.replica_status(rows[0], facts, rows[0].get('Connection_name', ''))
             result.update(role='replica', replication=replication.with_health(status, module.params['max_lag']))
         else:

@@ -94,9 +94,18 @@ def lab_host(name):
     return testinfra.get_host("podman://%s" % name)
 
 
+# Before a test's query: read what the database committed before it. A
+# Galera node applies another node's commit a moment after that commit
+# returned (a move's flip written through ms2's node, read on ns1). The
+# sharded scenario's tests use it, whose database is such a cluster.
+SYNC_WAIT = "SET SESSION wsrep_sync_wait = 1; "
+
+
 def mail_sql(query, db_host="ns1"):
-    """A query in the mail database, as root on its host; the output."""
-    return lab_host(db_host).check_output("mysql -N mail -e %s" % json.dumps(query))
+    """A query in the mail database, as root on its host (with Galera, any
+    node: what was committed through another node before it included); the
+    output."""
+    return lab_host(db_host).check_output("mysql -N mail -e %s" % json.dumps(SYNC_WAIT + query))
 
 
 # The Message-IDs of a Maildir's INBOX, one per message file (None for a

@@ -178,8 +178,10 @@ def lab_ca():
 
 
 def roundcube_sql(query):
-    """A query in Roundcube's database on the primary (ns1), as root."""
-    out = shard("ns1").run("mariadb -N -B roundcube -e %s" % json.dumps(query))
+    """A query in Roundcube's database, as root on ns1: a node of the
+    cluster other than proxy1's, where Roundcube writes (the rows
+    replicate; the sync wait reads what proxy1 committed before)."""
+    out = shard("ns1").run("mariadb -N -B roundcube -e %s" % json.dumps(testlib.SYNC_WAIT + query))
     assert out.rc == 0, out.stderr
     return out.stdout.strip()
 
@@ -187,7 +189,8 @@ def roundcube_sql(query):
 def test_webmail_logs_in_and_reads_through_the_proxy(host):
     """By its public name, the certificate verified; Roundcube verifies the
     proxy's and the SMTP tier's certificates against their public names, and
-    keeps its session in the shared database on ns1."""
+    keeps its session in the shared database (written on proxy1's node, read
+    on ns1's)."""
     sessions = int(roundcube_sql("SELECT COUNT(*) FROM session"))
     got = client(host, """
         import http.cookiejar, re, urllib.parse, urllib.request
@@ -215,15 +218,23 @@ def test_webmail_logs_in_and_reads_through_the_proxy(host):
 
 
 def test_roundcube_account_reaches_only_its_own_database():
-    """From the webmail host, over TLS verified against the site CA: its own
-    database yes, the mail database's tables no."""
+    """The webmail host is a node of the cluster: Roundcube uses its own
+    node by the socket (the wiring's choice), its own database yes, the
+    mail database's tables no; and its account has no host but loopback, so
+    from proxy1's address, over TLS verified against the site's CA, another
+    node refuses it."""
     proxy1 = shard("proxy1")
-    login = ("mariadb --defaults-extra-file=/etc/roundcube/mailstack-db.cnf -N -B -e %s")
-    assert proxy1.run(login % json.dumps("SHOW SESSION STATUS LIKE 'Ssl_version'")).stdout.split()[1].startswith("TLS")
+    login = "mariadb --defaults-extra-file=/etc/roundcube/mailstack-db.cnf -N -B -e %s"
+    assert "socket = /run/mysqld/mysqld.sock" in proxy1.file("/etc/roundcube/mailstack-db.cnf").content_string
     own = proxy1.run(login % json.dumps("SELECT COUNT(*) FROM roundcube.system"))
     assert own.rc == 0 and own.stdout.strip() == "1", own.stderr
     mail = proxy1.run(login % json.dumps("SELECT email FROM mail.mailbox LIMIT 1"))
     assert mail.rc != 0 and "denied" in mail.stderr, (mail.stdout, mail.stderr)
+    ns1 = shard("ns1").check_output("sed -n 's/^wsrep-node-address = //p' /etc/mysql/mariadb.conf.d/60-mailstack.cnf")
+    remote = proxy1.run("mariadb --defaults-extra-file=/etc/roundcube/mailstack-db.cnf --host=%s --protocol=TCP "
+                        "--ssl-ca=/etc/ssl/certs/ca-certificates.crt --ssl-verify-server-cert -N -B -e %s"
+                        % (ns1, json.dumps("SELECT 1")))
+    assert remote.rc != 0 and "Access denied" in remote.stderr, (remote.stdout, remote.stderr)
 
 
 # Run on a shard: each statement as an account of the mail database, over
@@ -488,9 +499,10 @@ def send_with_ids(host, user, tag, n):
 
 
 def mailbox_hosts(users):
-    db = shard("ns1")
-    return dict(line.split() for line in db.check_output(
-        "mysql -N mail -e \"SELECT email, mailbox_host FROM mailbox WHERE email IN (%s)\"" % ", ".join(
+    """Each user's shard, read on ns1 (a move's flip may have been written
+    through ms2's node: testlib.mail_sql's sync wait)."""
+    return dict(line.split() for line in testlib.mail_sql(
+        "SELECT email, mailbox_host FROM mailbox WHERE email IN (%s)" % ", ".join(
             "'%s@example.test'" % u for u in users)).splitlines())
 
 
@@ -569,9 +581,7 @@ def test_a_bad_list_moves_nobody(ms1, ms2):
                        "-e", "mailstack_move_target=ms2")
     assert "got mailstack_move_email and mailstack_move_emails" in out, out[-3000:]
     assert mailbox_hosts(["alice", "bob", "dave"]) == before
-    db = shard("ns1")
-    assert db.check_output("mysql -N mail -e \"SELECT COUNT(*) FROM mailbox_move WHERE email = 'alice@example.test'\"") \
-        == "0"
+    assert testlib.mail_sql("SELECT COUNT(*) FROM mailbox_move WHERE email = 'alice@example.test'") == "0"
     assert not ms2.file("/var/vmail/example.test/alice").exists
 
 
@@ -580,10 +590,9 @@ def test_drain_empties_a_shard(host, ms1, ms2):
     before = dict((u, message_ids(ms2, u)) for u in users)
     assert users and all(sum(ids.values()) > 0 for ids in before.values()), before
     out = run_playbook("drain_shard.yml", "-e", "mailstack_drain_shard=ms2")
-    db = shard("ns1")
-    rows = db.check_output("mysql -N mail -e \"SELECT mailbox_host, COUNT(*) FROM mailbox GROUP BY mailbox_host\"")
+    rows = testlib.mail_sql("SELECT mailbox_host, COUNT(*) FROM mailbox GROUP BY mailbox_host")
     assert rows.split() == ["ms1", "4"], rows
-    assert db.check_output("mysql -N mail -e \"SELECT state FROM mailbox_host WHERE name = 'ms2'\"") == "draining"
+    assert testlib.mail_sql("SELECT state FROM mailbox_host WHERE name = 'ms2'") == "draining"
     assert "ms2: %d user(s) moved to ms1" % len(users) in out
     # Every message each user had on ms2 is on ms1 once, by Message-ID.
     for user in users:
@@ -606,9 +615,20 @@ def test_the_report_lists_users_and_bytes_per_shard(ms1):
     # The files' bytes (du also counts the directories themselves).
     assert 0 < shards["ms1"]["bytes"] <= used and shards["ms1"]["mailboxes"] == 4, shards["ms1"]
     assert "  ms1 (active, weight 100): 4 users," in out
+    # Each host reports what runs there: proxy1 is a proxy and a node of
+    # the database cluster, smtp1 runs neither Dovecot nor a database.
     proxy = report["hosts"]["proxy1"]["mailstack"]
-    assert proxy["dovecot"]["running"] and "database" not in proxy and "postfix" not in proxy, proxy
-    assert report["hosts"]["ns1"]["mailstack"]["database"]["role"] == "primary"
+    assert proxy["dovecot"]["running"] and "postfix" not in proxy, proxy
+    smtp1 = report["hosts"]["smtp1"]["mailstack"]
+    assert "database" not in smtp1 and "dovecot" not in smtp1, smtp1
+    # Every node reports itself a Synced node of the one cluster of three,
+    # with the same shards (the rows replicate).
+    for node in ("ns1", "proxy1", "ms2"):
+        database = report["hosts"][node]["mailstack"]["database"]
+        assert database["role"] == "galera" and database["galera"]["cluster_size"] == 3 and \
+            database["galera"]["local_state"] == "Synced", (node, database)
+        assert database["shards"] == report["hosts"]["ns1"]["mailstack"]["database"]["shards"], (node, database)
+    assert "ns1: database Galera node, Synced, Primary, cluster of 3" in out
     assert all(c["days_left"] > 300 for h in ("proxy1", "ms1")
                for c in report["hosts"][h]["mailstack"]["certificates"])
     # The SMTP tier's by ACME: the lab's pebble issues for ten days, which
@@ -650,7 +670,8 @@ def restore_retired_shard():
 
 def test_retiring_the_drained_shard_as_the_guide_says(ms2, restore_retired_shard):
     """docs/guide.md, "The mail domain" and "Retiring a shard": the commands
-    as written (the lab's database is on ns1)."""
+    as written, on ns1 (a node of the lab's database cluster: what they
+    change replicates to proxy1 and ms2)."""
     db = shard("ns1")
     # Creating the domain again changes nothing.
     rc, out = run_module("ns1", "mailops.mailstack.mail_domain", "name=example.test " + SOCKET)

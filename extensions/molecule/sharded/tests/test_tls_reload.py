@@ -5,7 +5,17 @@ checks that every write notifies it; certbot's deploy hook calls it too).
 Here, on proxy1 (lab_ca), a certificate replaced on disk and the script run:
 Dovecot (IMAPS, POP3S) and nginx (HTTPS) serve the new one at once, and the
 old one again after it is put back. Runs last: the other tests see proxy1's
-certificate as converge left it."""
+certificate as converge left it.
+
+proxy1 is also a node of the mail database's Galera cluster: MariaDB is not
+among the units the script reloads (the mail_database role runs FLUSH SSL
+when the files change), so the server and the Galera provider keep the
+certificate they loaded through this test, and the cluster is not touched.
+(FLUSH SSL reloads the provider's socket.ssl context too where wsrep is on:
+seen on the controller with 10.11.19 and galera 26.4.23, one node with the
+role's configuration - its group port served the old certificate after
+the files were replaced, the new one after FLUSH SSL; MariaDB's test
+galera_3nodes.galera_ssl_reload does the same. Not checked in this lab.)"""
 
 import time
 

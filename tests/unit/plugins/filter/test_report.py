@@ -59,6 +59,19 @@ def test_replica_lag_and_a_stopped_dovecot_are_in_the_summary():
     assert report["lines"][-1] == "problems: none" and report["shards"] == []
 
 
+def test_galera_nodes_say_their_state_and_their_clusters_size():
+    node = {"cluster_size": 3, "cluster_status": "Primary", "local_state": "Synced", "ready": True}
+    report = mailstack_report({
+        "ns1": result({"database": {"role": "galera", "galera": node, "shards": SHARDS}}),
+        "proxy1": result({"database": {"role": "galera", "galera": dict(node, local_state="Donor/Desynced")}},
+                         problems=["database: this Galera node is Donor/Desynced, not Synced"]),
+    })
+    assert report["lines"][:2] == ["ns1: database Galera node, Synced, Primary, cluster of 3",
+                                   "proxy1: database Galera node, Donor/Desynced, Primary, cluster of 3"]
+    assert report["problems"] == ["proxy1: database: this Galera node is Donor/Desynced, not Synced"]
+    assert [s["name"] for s in report["shards"]] == ["ms1", "ms2"]
+
+
 def test_a_host_without_a_result_is_a_problem_not_skipped():
     report = mailstack_report({"mx1": {"failed": True, "msg": "no result (unreachable?)"},
                                "ns1": result({})})

@@ -118,6 +118,36 @@ def test_shards_with_users_and_moves():
     assert got["users_without_host"] == 2 and got["users_on_unknown_hosts"] == {"gone": 1}
 
 
+def test_a_galera_nodes_view_of_itself_and_its_cluster():
+    status = {"wsrep_cluster_size": "3", "wsrep_cluster_status": "Primary", "wsrep_local_state_comment": "Synced",
+              "wsrep_ready": "ON", "wsrep_cluster_state_uuid": "5c3f0a8e-0000-11ef-8000-0a5800000001"}
+    assert info.galera(status) == dict(cluster_size=3, cluster_status="Primary", local_state="Synced", ready=True,
+                                       cluster_uuid="5c3f0a8e-0000-11ef-8000-0a5800000001")
+    # A node cut off from its peers (no quorum): what it answers.
+    assert info.galera({"wsrep_cluster_size": "1", "wsrep_cluster_status": "non-Primary",
+                        "wsrep_local_state_comment": "Initialized", "wsrep_ready": "OFF"})["ready"] is False
+    assert info.galera({})["cluster_size"] is None
+
+
+GALERA_OK = dict(cluster_size=3, cluster_status="Primary", local_state="Synced", ready=True)
+
+
+@pytest.mark.parametrize("section, want", [
+    ({"database": {"role": "galera", "galera": GALERA_OK}}, []),
+    ({"database": {"role": "galera", "galera": dict(GALERA_OK, cluster_size=1, cluster_status="non-Primary",
+                                                    local_state="Initialized", ready=False)}},
+     ["database: this Galera node is outside the Primary component (non-Primary): it refuses reads and writes "
+      "(the cluster lost its quorum, or this node its peers)"]),
+    ({"database": {"role": "galera", "galera": dict(GALERA_OK, local_state="Joining: receiving State Transfer",
+                                                    ready=False)}},
+     ["database: this Galera node is Joining: receiving State Transfer and not ready, not Synced"]),
+    ({"database": {"role": "galera", "galera": dict(GALERA_OK, local_state="Donor/Desynced")}},
+     ["database: this Galera node is Donor/Desynced, not Synced"]),
+])
+def test_galera_problems(section, want):
+    assert info.problems(section, cert_warn_days=14, disk_warn_percent=90) == want
+
+
 @pytest.mark.parametrize("section, want", [
     ({"postfix": {"running": False}}, ["postfix: enabled but not running"]),
     ({"dovecot": {"running": False, "processes": {}}}, ["dovecot: enabled but not running"]),

@@ -155,7 +155,8 @@ class FakeNode(FakeConn):
 def test_galera_nodes_that_applied_and_one_outside_the_primary_component():
     servers = {"n2": FakeNode("applied"), "n3": FakeNode("non-primary")}
     warnings = wait_replicas(connector(servers), ["n2", "n3"], GTID, 5, galera=True)
-    assert len(warnings) == 1 and warnings[0].startswith("replica n3 is down (not in the Primary component")
+    # Named as what it is: a node of the cluster, not a replica of a primary.
+    assert len(warnings) == 1 and warnings[0].startswith("node n3 is down (not in the Primary component"), warnings
     assert servers["n2"].asked[0] == ("SELECT WSREP_SYNC_WAIT_UPTO_GTID(%s, %s)", (GTID, 5))
     assert all(isinstance(c.waits[0], int) for c in servers.values())
 
@@ -165,3 +166,5 @@ def test_a_galera_node_behind_fails_naming_it_and_what_it_has_seen():
     with pytest.raises(ReplicaLagError) as e:
         wait_replicas(connector(servers), ["n2", "n3"], GTID, 5, galera=True)
     assert "n3 has not applied it within 5 s (at 0-1-120, 3 transaction(s) behind)" in str(e.value)
+    assert str(e.value).startswith("the commit %s written through another node of the Galera cluster: " % GTID)
+    assert "primary" not in str(e.value) and "replica" not in str(e.value), str(e.value)
