@@ -11,6 +11,11 @@ import pytest
 
 from mailstack_testlib import queries
 
+# Both tests on one pytest-xdist worker (scripts/test.sh runs --dist
+# loadgroup): the module's rendering of the examples (about 55 s of
+# ansible-playbook) then runs once, not once on each worker.
+pytestmark = pytest.mark.xdist_group('tier_queries')
+
 
 @pytest.fixture(scope='module')
 def rendered(tmp_path_factory):
