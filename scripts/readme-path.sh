@@ -9,9 +9,10 @@
 #       (.cache/readme/site) holding the collection's tarball, and an
 #       environment without .venv, without any Ansible on the PATH and without
 #       ANSIBLE_* or MOLECULE_* variables. The tarball is
-#       build/mailops-mailstack-VERSION.tar.gz, made by the lint stage's command
-#       (`ansible-galaxy collection build --force --output-path build/`, rerun
-#       here so it matches the checkout). Always starts afresh; pip's downloads
+#       build/mailops-mailstack-VERSION.tar.gz, made here by the README's
+#       command (`ansible-galaxy collection build --force --output-path
+#       build/`, so it matches the checkout; the lint stage builds its own in
+#       build/lint/). Always starts afresh; pip's downloads
 #       are cached in .cache/pip, so a warm machine does it in about 25 s.
 #   scripts/readme-path.sh run SCENARIO
 #       Runs the block marked `readme-path: run` in that site directory, its
