@@ -285,6 +285,7 @@ def move_probes(conn, version):
         if version < needs:
             log('mailbox_move:%s left out: it needs schema version %d' % (method, needs))
             continue
+
         def args(key, method=method):
             return [] if key is None else [key, maildir(key)] if method == 'other_maildirs' else [key]
 

@@ -203,9 +203,9 @@ def test_schema_upgrade_5_to_6_indexes_the_maildirs(ansible, empty_db):
     empty_db.execute("INSERT INTO mailbox_host (name, address) VALUES ('ms1', '10.0.0.1')")
     maildirs = ['example.org/u%d/' % i for i in range(40)] + ['example.org//u7/']
     for i, maildir in enumerate(maildirs):
+        row = ('u%d@example.org' % i, 'u%d' % i, maildir)
         empty_db.execute("INSERT INTO mailbox (email, local_part, domain, password, mailbox_host, maildir) "
-                         "VALUES (%s, %s, 'example.org', '{PLAIN}x', 'ms1', %s)", ('u%d@example.org' % i, 'u%d' % i,
-                                                                                  maildir))
+                         "VALUES (%s, %s, 'example.org', '{PLAIN}x', 'ms1', %s)", row)
     before = empty_db.query('SELECT * FROM mailbox ORDER BY email')
     r1, r2 = ansible.tasks([('mail_schema', {}, {}), ('mail_schema', {}, {})])
     assert r1['changed'] and (r1['version_before'], r1['version_after']) == (5, 6)

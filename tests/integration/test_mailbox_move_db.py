@@ -131,7 +131,7 @@ def test_every_maildir_copy_path_refuses_is_found(moves, db, tmp_path):
     rnd = random.Random(6)
     alphabet = ['a', 'b', 'A', '/', '/', '/', '.', '.', ' ', '\t', '\n', '\u3000', '\xa0', 'é', 's', 'ß', '%', '_',
                 '\\']
-    maildirs = [''.join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 7))) for _ in range(600)]
+    maildirs = [''.join(rnd.choice(alphabet) for _char in range(rnd.randint(1, 7))) for _path in range(600)]
     _add(db, maildirs)
     emails = ['o%d@example.org' % i for i in range(len(maildirs))]
     checked = 0

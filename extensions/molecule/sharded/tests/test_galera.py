@@ -157,4 +157,3 @@ def test_the_cluster_was_bootstrapped_once_by_ns1(logs):
     for joiner in JOINERS:
         assert "gcomm: connecting to group 'mailstack'" in logs[joiner], \
             (joiner, [line for line in logs[joiner].splitlines() if "gcomm:" in line][-10:])
-
